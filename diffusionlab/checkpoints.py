@@ -1,0 +1,57 @@
+"""Saving and loading checkpoints safely.
+
+Saving is atomic: the file is written next to its destination and renamed over it, so a run
+killed mid-save leaves the previous checkpoint intact. Loading uses `weights_only=True`, which
+refuses to run code hidden in a pickle: a checkpoint holds only tensors and plain values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "diffusionlab-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or for another model."""
+
+
+def save_checkpoint(state: dict, path: str | Path) -> Path:
+    """Write `state` (tensors, numbers, strings, lists, dicts) to `path` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, **state}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, model_name: str | None = None, map_location="cpu") -> dict:
+    """Load a checkpoint written by `save_checkpoint`; with `model_name`, check it is that model's."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist. Train one with `diffusionlab train "
+                              f"{model_name or '<model>'}` or pass the path of an existing one.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"could not read checkpoint {path}: {type(err).__name__}: {err}. "
+                              "Is it a file saved by diffusionlab, and fully written?") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
+    if model_name is not None and state.get("model_name") != model_name:
+        raise CheckpointError(f"{path} holds a {state.get('model_name')!r} model, but a {model_name!r} model was "
+                              f"asked for. Pass the checkpoint of a {model_name!r} model.")
+    return state

@@ -1,0 +1,182 @@
+"""The `diffusionlab` command: train the course's models and sample from them.
+
+    diffusionlab train cond --minutes 10
+    diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
+    diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
+    diffusionlab classifier                                              # (re)train the metrics classifier
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import course
+from .checkpoints import CheckpointError, load_checkpoint
+from .data import DataFileError
+from .guidance import check_guidance_scale
+from .samplers import SAMPLERS
+from .utils import get_device
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _guidance(text: str) -> float:
+    try:
+        return check_guidance_scale(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffusionlab", description="Train and sample the DiffusionLab course models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a course model on MNIST")
+    t.add_argument("model", choices=list(course.RECIPES), help="which model")
+    budget = t.add_argument_group("budget (give one or both; the default is 2000 steps)")
+    budget.add_argument("--steps", type=_positive_int, help="number of optimiser steps")
+    budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
+    t.add_argument("--batch-size", type=_positive_int, help="images per step (default: the model's recipe)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt)")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
+
+    s = sub.add_parser("sample", help="sample images from a trained model")
+    s.add_argument("--model", choices=["ddpm", "cond"], default="cond")
+    s.add_argument("--n", type=_positive_int, default=100, help="number of images")
+    s.add_argument("--guidance", type=_guidance, default=course.DEFAULT_GUIDANCE,
+                   help=f"classifier-free guidance scale (cond model; default {course.DEFAULT_GUIDANCE})")
+    s.add_argument("--steps", type=_positive_int, default=50, help="sampling steps, 1 to 1000")
+    s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--checkpoint", type=Path,
+                   help="weights to use (default: the course's shipped checkpoint, else checkpoints/MODEL.pt)")
+    s.add_argument("--out", type=Path, default=Path("samples.pt"),
+                   help="output .pt file: {'images': (N,1,28,28) in [0,1], 'labels': (N,)}")
+    s.add_argument("--png", type=Path, help="also save a grid of the first 100 images as PNG")
+
+    e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
+    e.add_argument("checkpoint", type=Path)
+    e.add_argument("out", type=Path)
+
+    c = sub.add_parser("classifier", help="train the MNIST classifier used to measure samples")
+    c.add_argument("--epochs", type=_positive_int, default=3)
+    c.add_argument("--out", type=Path, help="default: the course's data/checkpoints/classifier.pt")
+    return p
+
+
+def cmd_train(args) -> None:
+    steps, minutes = args.steps, args.minutes
+    if steps is None and minutes is None:
+        steps = 2000
+    device = get_device(args.device)
+    checkpoint = args.checkpoint or course.default_checkpoint(args.model)
+    resumed_from = 0
+    if checkpoint.exists() and not args.no_resume:
+        resumed_from = load_checkpoint(checkpoint, args.model)["step"]
+        print(f"resuming {args.model!r} from step {resumed_from} of {checkpoint}")
+    print(f"training {args.model!r} on {device} -> {checkpoint}")
+    start = time.time()
+    model, history = course.train_model(args.model, steps=steps, minutes=minutes, checkpoint=checkpoint,
+                                        device=device, seed=args.seed, batch_size=args.batch_size,
+                                        resume=not args.no_resume)
+    elapsed = time.time() - start
+    done = history["step"][-1] if history["step"] else 0
+    batch = args.batch_size or course.RECIPES[args.model].batch_size
+    rate = batch * (done - resumed_from) / max(elapsed, 1e-9)
+    print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
+          f"{elapsed:.1f} s, {rate:.0f} training images/s; saved {checkpoint}")
+
+
+def cmd_sample(args) -> None:
+    device = get_device(args.device)
+    if args.checkpoint is not None:
+        path = args.checkpoint
+    elif course.shipped_checkpoint(args.model).exists():
+        path = course.shipped_checkpoint(args.model)
+    else:
+        path = course.default_checkpoint(args.model)
+    if args.sampler == "ddpm" and args.eta != 0.0:
+        raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
+    model = course.load(args.model, path, device)
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    labels = torch.arange(args.n) % 10 if args.model == "cond" else None
+    start = time.time()
+    x = model.sample(args.n, labels=labels, guidance_scale=args.guidance, sampler=args.sampler, steps=args.steps,
+                     eta=args.eta, generator=g)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.time() - start
+    images = ((x.float().cpu() + 1) / 2).clamp(0, 1)
+    out = {"images": images}
+    if labels is not None:
+        out["labels"] = labels.long()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, args.out)
+    if args.png:
+        import matplotlib.pyplot as plt
+
+        from .viz import make_grid
+        plt.imsave(args.png, make_grid(x[:100], nrow=10), cmap="gray", vmin=0, vmax=1)
+    print(f"sampled {args.n} images with {args.sampler} {args.steps} steps"
+          f"{f', guidance {args.guidance:g}' if labels is not None else ''} from {path} in {elapsed:.1f} s "
+          f"({args.n / elapsed:.1f} images/s) -> {args.out}")
+
+
+def cmd_export(args) -> None:
+    out = course.export_weights(args.checkpoint, args.out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
+
+
+def cmd_classifier(args) -> None:
+    from .metrics import CLASSIFIER_PATH, accuracy, save_classifier, train_classifier
+    from .data import load_mnist
+
+    model = train_classifier(epochs=args.epochs)
+    x, y = load_mnist("test")
+    print(f"test accuracy {accuracy(model, x, y):.4f}")
+    print(f"wrote {save_classifier(model, args.out or CLASSIFIER_PATH)}")
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "classifier": cmd_classifier}[args.command](args)
+    except (ValueError, CheckpointError, DataFileError) as err:
+        print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept, run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

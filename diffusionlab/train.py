@@ -1,0 +1,206 @@
+"""Training: the losses of lessons 1-3 and one training loop for all of them.
+
+Losses
+  * `denoiser_loss` (lesson 1): z = x + sigma eps, loss = ||D(z) - x||^2.
+  * `diffusion_loss` (lessons 2-3): DDPM's simplified objective, Algorithm 1 of Ho et al. 2020:
+    t ~ Uniform{0..T-1}, eps ~ N(0, I), x_t = q_sample(x0, t, eps), loss = ||model(x_t, t, y) - target||^2
+    with target eps (DDPM), v or x0 (`NoiseSchedule.target`). For classifier-free guidance the label
+    is dropped to the null class with probability p_uncond (Ho & Salimans 2022, Algorithm 1).
+
+The loop (`train`): AdamW, linear warm-up then cosine decay of the learning rate, an exponential
+moving average (EMA) of the weights that is used for sampling, mixed precision where it helps,
+a tqdm progress bar with the live loss, and atomic checkpoints from which an interrupted run
+resumes exactly: every step's randomness (which images, which t, which noise) is drawn from a
+generator seeded by (seed, step), so the resumed run replays the same steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoints import load_checkpoint, save_checkpoint
+from .guidance import drop_labels
+from .schedules import NoiseSchedule
+from .utils import autocast_dtype
+
+
+def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = x + sigma * eps, eps ~ N(0, I): the noisy image of lesson 1."""
+    return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def denoiser_loss(model, x0, y, generator, sigma: float = 0.5):
+    """Lesson 1: the L2 loss of a one-step denoiser at noise level sigma."""
+    return (model(add_noise(x0, sigma, generator)).float() - x0).pow(2).mean()
+
+
+def diffusion_loss(model, x0, y, generator, schedule: NoiseSchedule, prediction: str = "eps", p_uncond: float = 0.1):
+    """Lessons 2-3: Algorithm 1 of DDPM (with the target chosen by `prediction`) and CFG label dropout."""
+    B = x0.shape[0]
+    t = torch.randint(0, schedule.T, (B,), generator=generator, device=x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
+    xt = schedule.q_sample(x0, t, eps)
+    if model.config.num_classes:
+        y = drop_labels(y, p_uncond, model.config.num_classes, generator)
+        out = model(xt, t, y)
+    else:
+        out = model(xt, t)
+    return (out.float() - schedule.target(prediction, x0, t, eps)).pow(2).mean()
+
+
+def lr_at(step: int, total_steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up for `warmup` steps, then cosine decay to 10% of lr at total_steps."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+
+
+def _step_generator(seed: int, step: int, device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+_orders: dict = {}
+
+
+def _epoch_order(seed: int, epoch: int, n: int, device) -> torch.Tensor:
+    """The random order of the n images in `epoch`, a function of (seed, epoch) alone."""
+    key = (seed, epoch, n, str(device))
+    if key not in _orders:
+        _orders.clear()  # keep only the current epochs
+        _orders[key] = torch.randperm(n, generator=_step_generator(seed, -1 - epoch, "cpu")).to(device)
+    return _orders[key]
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    steps: int | None = None,
+    minutes: float | None = None,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 0.0,
+    warmup: int = 100,
+    ema_decay: float = 0.999,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 500,
+    resume: bool = True,
+    metadata: dict | None = None,
+    amp: bool | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+):
+    """Train `model` on (images, labels) with `loss_fn(model, x0, y, generator) -> loss`.
+
+    Budget: `steps`, or `minutes` (the step count is then estimated from the speed of the first
+    steps, so the learning rate still decays to the end of the budget). Both: whichever ends first.
+    checkpoint:  where to save (atomically) every `checkpoint_every` steps and at the end; if it
+                 exists and resume=True, training continues from it
+    metadata:    extra entries stored in the checkpoint (model name, config, schedule, ...)
+    amp:         mixed precision; None picks it where it is measured to help (`autocast_dtype`)
+    stop_after:  stop abruptly after this many steps, without a final save, as a crash would (tests)
+    Returns (ema_model, history) with history = {"step": [...], "loss": [...]} for a loss curve.
+    """
+    if steps is None and minutes is None:
+        raise ValueError("give a training budget: steps=... or minutes=...")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    device = next(model.parameters()).device
+    images = images.to(device)
+    labels = labels.to(device) if labels is not None else None
+    n = len(images)
+    if n < batch_size:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    step, total_steps, history = 0, steps, {"step": [], "loss": []}
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, (metadata or {}).get("model_name"), map_location=device)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step, total_steps, history = state["step"], state["total_steps"], state["history"]
+        seed = state["seed"]
+
+    dtype = autocast_dtype(device) if amp in (None, True) else None
+    if amp is True and dtype is None:
+        dtype = torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    def save():
+        if checkpoint is not None:
+            save_checkpoint({**(metadata or {}), "model": model.state_dict(), "ema": ema.state_dict(),
+                             "optimizer": opt.state_dict(), "step": step, "total_steps": total_steps,
+                             "seed": seed, "history": history}, checkpoint)
+
+    start = time.time()
+    start_step = step
+    bar = tqdm(total=total_steps, initial=step, desc="training", disable=not progress)
+    model.train()
+    while total_steps is None or step < total_steps:
+        g = _step_generator(seed, step, device)
+        # which images: a fresh random permutation each epoch, from (seed, epoch)
+        epoch, pos = divmod(step * batch_size, n)
+        idx = _epoch_order(seed, epoch, n, device)[pos : pos + batch_size]
+        if len(idx) < batch_size:  # the batch runs into the next epoch's order
+            idx = torch.cat([idx, _epoch_order(seed, epoch + 1, n, device)[: batch_size - len(idx)]])
+        x0, y = images[idx], (labels[idx] if labels is not None else None)
+
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, total_steps or 10**9, lr, warmup)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_fn(model, x0, y, g)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
+        step += 1
+
+        history["step"].append(step)
+        history["loss"].append(loss.item())
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{sum(history['loss'][-50:]) / len(history['loss'][-50:]):.4f}")
+        if minutes is not None:
+            elapsed = time.time() - start
+            if total_steps is None and step - start_step == 20:  # estimate the budget in steps
+                estimate = start_step + int(20 * minutes * 60 / elapsed)
+                total_steps = estimate if steps is None else min(steps, estimate)
+                bar.total = total_steps
+                bar.refresh()
+            if elapsed > minutes * 60:
+                total_steps = step
+        if step % checkpoint_every == 0:
+            save()
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            return ema, history
+    bar.close()
+    save()
+    model.eval()
+    return ema, history

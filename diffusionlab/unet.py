@@ -1,0 +1,225 @@
+"""A small UNet for 28x28 images, configured by a dataclass (lessons 1-3; room for lessons 6-7).
+
+Ronneberger et al. 2015 ("U-Net"), with the diffusion additions of Ho et al. 2020 (DDPM, appendix B):
+residual blocks, GroupNorm (never BatchNorm: a sample must not depend on the other images in its
+batch), a sinusoidal time embedding (Vaswani et al. 2017, sec. 3.5) and self-attention at low
+resolution. One class covers the course's models:
+
+  * lesson 1, single-step denoiser:   UNetConfig(time_conditioning=False)
+  * lesson 2, DDPM:                   UNetConfig()                      forward(x, t)
+  * lesson 3, class-conditioned, CFG: UNetConfig(num_classes=10)        forward(x, t, y); y = 10 is "no class"
+  * lesson 6, latent + text:          UNetConfig(in_channels=4, context_dim=...)  forward(x, t, context=tokens)
+  * lesson 7, InstructPix2Pix:        in_channels = latent channels + image channels (concatenated input)
+
+Each conditioning signal becomes one embedding vector per image that scales and shifts the
+normalised features of every residual block ("FiLM", Perez et al. 2018). Text tokens, which are a
+sequence rather than one vector, enter through cross-attention instead.
+
+Shapes in comments: B batch, C channels, H x W image size, L tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class UNetConfig:
+    in_channels: int = 1  # image channels, plus any channels concatenated to the input (InstructPix2Pix)
+    out_channels: int = 1  # channels of the prediction (same as the image)
+    image_size: int = 28  # height = width of the input; must be divisible by 2 ** (len(channels) - 1)
+    channels: tuple[int, ...] = (32, 64, 128)  # width at each resolution: 28x28, 14x14, 7x7
+    attention: tuple[bool, ...] = (False, False, True)  # self-attention at each resolution
+    blocks_per_level: int = 1  # residual blocks at each resolution, on the way down
+    time_conditioning: bool = True  # False: a plain single-step denoiser (lesson 1)
+    num_classes: int | None = None  # class conditioning; label num_classes is the "null" class for CFG
+    context_dim: int | None = None  # width of text tokens for cross-attention (None: no cross-attention)
+    groups: int = 8  # GroupNorm groups
+    heads: int = 4  # attention heads
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        self.attention = tuple(self.attention)
+        if len(self.attention) != len(self.channels):
+            raise ValueError(f"attention needs one flag per level: {len(self.channels)} levels, got {self.attention}")
+        if self.image_size % 2 ** (len(self.channels) - 1):
+            raise ValueError(f"image_size {self.image_size} is not divisible by 2**{len(self.channels) - 1}")
+        for c in self.channels:
+            if c % self.groups:
+                raise ValueError(f"every width in channels must be divisible by groups={self.groups}, got {c}")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (B,) timesteps -> (B, dim), as in the Transformer's position encoding."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]  # (B, half)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv, twice, with the embedding as a scale and shift in between."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int | None, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * c_out) if emb_dim else None
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, H, W)
+        h = self.norm2(h)
+        if self.emb is not None:
+            scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)  # (B, C_out, 1, 1) each
+            h = h * (1 + scale) + shift
+        h = self.conv2(F.silu(h))
+        return h + self.skip(x)
+
+
+class Attention(nn.Module):
+    """Multi-head attention over the H*W positions: self-attention, then (optionally) cross-attention
+    from the positions (queries) to text tokens (keys and values), as in Stable Diffusion."""
+
+    def __init__(self, channels: int, heads: int, groups: int, context_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.self_attn = nn.MultiheadAttention(channels, heads, batch_first=True)
+        self.cross_attn = None
+        if context_dim is not None:
+            self.norm_cross = nn.LayerNorm(channels)
+            self.cross_attn = nn.MultiheadAttention(channels, heads, kdim=context_dim, vdim=context_dim, batch_first=True)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        B, C, H, W = x.shape
+        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
+        h = self.self_attn(h, h, h, need_weights=False)[0]
+        out = x + h.transpose(1, 2).reshape(B, C, H, W)
+        if self.cross_attn is not None:
+            if context is None:
+                raise ValueError("this UNet has cross-attention: pass context=(B, L, context_dim) text tokens")
+            q = self.norm_cross(out.flatten(2).transpose(1, 2))  # (B, H*W, C)
+            h = self.cross_attn(q, context, context, need_weights=False)[0]
+            out = out + h.transpose(1, 2).reshape(B, C, H, W)
+        return out
+
+
+class UNet(nn.Module):
+    """forward(x, t=None, y=None, context=None) -> prediction with the shape of x (B, out_channels, H, W)."""
+
+    def __init__(self, config: UNetConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = config if config is not None else UNetConfig(**kwargs)
+        self.config = cfg
+        ch, groups = cfg.channels, cfg.groups
+
+        emb_dim = None
+        if cfg.time_conditioning or cfg.num_classes:
+            emb_dim = 4 * ch[0]
+            self.time_mlp = nn.Sequential(nn.Linear(ch[0], emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+            if cfg.num_classes:
+                self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim)  # + 1: the null class
+
+        def attn(c, on):
+            return Attention(c, cfg.heads, groups, cfg.context_dim) if on else None
+
+        self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        c = ch[0]
+        for i, (c_level, use_attn) in enumerate(zip(ch, cfg.attention)):
+            blocks = nn.ModuleList()
+            for _ in range(cfg.blocks_per_level):
+                blocks.append(ResBlock(c, c_level, emb_dim, groups))
+                c = c_level
+            last = i == len(ch) - 1
+            self.down.append(nn.ModuleDict({
+                "blocks": blocks,
+                "attn": attn(c, use_attn) or nn.Identity(),
+                "downsample": nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1),
+            }))
+        self.mid = ResBlock(c, c, emb_dim, groups)
+        self.up = nn.ModuleList()
+        for i in reversed(range(len(ch))):
+            first = i == len(ch) - 1
+            self.up.append(nn.ModuleDict({
+                "upsample": nn.Identity() if first else nn.Upsample(scale_factor=2, mode="nearest"),
+                "block": ResBlock(c + ch[i], ch[i], emb_dim, groups),  # input: features + skip, concatenated
+                "attn": attn(ch[i], cfg.attention[i]) or nn.Identity(),
+            }))
+            c = ch[i]
+        self.out = nn.Sequential(nn.GroupNorm(groups, c), nn.SiLU(), nn.Conv2d(c, cfg.out_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)  # start by predicting zero: a calm first step of training
+        nn.init.zeros_(self.out[-1].bias)
+
+    def _embedding(self, x, t, y):
+        cfg = self.config
+        if not (cfg.time_conditioning or cfg.num_classes):
+            return None
+        B = x.shape[0]
+        if cfg.time_conditioning:
+            if t is None:
+                raise ValueError("this UNet is time-conditioned: call model(x, t) with t of shape (B,)")
+            t = torch.as_tensor(t, device=x.device)
+            if t.dim() == 0:  # one timestep for the whole batch
+                t = t.expand(B)
+            if t.shape != (B,):
+                raise ValueError(f"t must have shape ({B},) to match x, got {tuple(t.shape)}")
+            emb = self.time_mlp(timestep_embedding(t, cfg.channels[0]))  # (B, emb_dim)
+        else:
+            emb = self.time_mlp(torch.zeros(B, cfg.channels[0], device=x.device, dtype=x.dtype))
+        if cfg.num_classes:
+            if y is None:
+                y = torch.full((B,), cfg.num_classes, device=x.device, dtype=torch.long)  # no label: null class
+            if y.shape != (B,):
+                raise ValueError(f"y must have shape ({B},) to match x, got {tuple(y.shape)}")
+            if int(y.min()) < 0 or int(y.max()) > cfg.num_classes:
+                raise ValueError(f"class labels must be in 0..{cfg.num_classes} ({cfg.num_classes} = no class), "
+                                 f"got {int(y.min())}..{int(y.max())}")
+            emb = emb + self.class_emb(y)
+        return emb
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        emb = self._embedding(x, t, y)
+
+        def attend(layer, h):
+            return layer(h, context) if isinstance(layer, Attention) else h
+
+        h = self.stem(x)  # (B, ch[0], H, W)
+        skips = []
+        for level in self.down:
+            for block in level["blocks"]:
+                h = block(h, emb)
+            h = attend(level["attn"], h)
+            skips.append(h)
+            h = level["downsample"](h)  # halves H and W, except at the last level
+        h = self.mid(h, emb)
+        for level in self.up:
+            h = level["upsample"](h)
+            h = level["block"](torch.cat([h, skips.pop()], dim=1), emb)
+            h = attend(level["attn"], h)
+        return self.out(h)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def config_dict(config: UNetConfig) -> dict:
+    """The config as plain types (lists, ints), safe to store in a weights_only checkpoint."""
+    d = asdict(config)
+    d["channels"] = list(d["channels"])
+    d["attention"] = list(d["attention"])
+    return d

@@ -1,0 +1,140 @@
+"""Pictures: image grids, denoising-trajectory strips, sampling animations, loss curves (every lesson).
+
+Images come in as model-range tensors (B, 1, H, W) in [-1, 1]; everything here shows them in [0, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import to_unit
+
+
+def make_grid(images: torch.Tensor, nrow: int = 10, pad: int = 2) -> np.ndarray:
+    """Tile (B, 1, H, W) images in [-1, 1] into one (rows*(H+pad), nrow*(W+pad)) array in [0, 1]."""
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(f"images must have shape (B, 1, H, W), got {tuple(images.shape)}")
+    x = to_unit(images.detach().float().cpu())[:, 0].numpy()  # (B, H, W)
+    B, H, W = x.shape
+    rows = -(-B // nrow)
+    grid = np.ones((rows * (H + pad) + pad, nrow * (W + pad) + pad), dtype=np.float32) * 0.5
+    for i in range(B):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (H + pad) : pad + r * (H + pad) + H, pad + c * (W + pad) : pad + c * (W + pad) + W] = x[i]
+    return grid
+
+
+def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None, ax=None, scale: float = 0.6,
+                row_labels=None):
+    """Show a grid of images; returns the matplotlib Axes."""
+    grid = make_grid(images, nrow=nrow)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(scale * min(nrow, len(images)), scale * grid.shape[0] / 30 + 0.3))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if row_labels is not None:
+        H = images.shape[-2] + 2
+        ax.set_yticks([2 + H * i + H / 2 - 1 for i in range(len(row_labels))])
+        ax.set_yticklabels(row_labels)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_row(images, titles=None, scale: float = 1.6, suptitle: str | None = None):
+    """Images side by side, each with its own title (for example: noisy | blur | UNet)."""
+    images = [im if im.dim() == 4 else im[None] for im in images]
+    fig, axes = plt.subplots(1, len(images), figsize=(scale * len(images), scale + 0.4), squeeze=False)
+    for i, (ax, im) in enumerate(zip(axes[0], images)):
+        ax.imshow(make_grid(im[:1], nrow=1, pad=0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+        if titles:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def trajectory_strip(trajectory: dict, n_frames: int = 10, which: str = "xt", index: int = 0, ax=None):
+    """One image's path through the reverse process: `n_frames` evenly spaced steps, noise to digit."""
+    frames = trajectory[which][:, index]  # (S(+1), 1, H, W)
+    picks = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
+    ax = show_images(frames[picks], nrow=n_frames, ax=ax)
+    ts = trajectory["t"] + [-1] if which == "xt" else trajectory["t"]
+    labels = ["noise" if which == "xt" and p == 0 else f"t={ts[p - 1] if which == 'xt' else ts[p]}" for p in picks]
+    if which == "xt":
+        labels[-1] = "x0"
+    W = frames.shape[-1] + 2
+    ax.set_xticks([2 + W * i + W / 2 - 1 for i in range(n_frames)])
+    ax.set_xticklabels(labels, fontsize=7)
+    return ax
+
+
+def plot_loss(history: dict, ax=None, smooth: int = 50, title: str = "training loss"):
+    """The loss curve of `train`'s history, raw and smoothed, on a log scale."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3))
+    steps, loss = np.asarray(history["step"]), np.asarray(history["loss"])
+    ax.plot(steps, loss, alpha=0.3, label="loss")
+    if len(loss) >= smooth:
+        kernel = np.ones(smooth) / smooth
+        ax.plot(steps[smooth - 1 :], np.convolve(loss, kernel, mode="valid"), label=f"mean of {smooth}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    return ax
+
+
+def animate_sampling(trajectory: dict, nrow: int = 8, n_images: int | None = None, interval: int = 80,
+                     which: str = "xt"):
+    """A matplotlib animation of the reverse process for a grid of images.
+
+    In a notebook: `from IPython.display import HTML; HTML(anim.to_jshtml())`; to a file: `save_gif`.
+    """
+    from matplotlib import animation
+
+    frames = trajectory[which]  # (S, B, 1, H, W)
+    if n_images is not None:
+        frames = frames[:, :n_images]
+    grids = [make_grid(f, nrow=nrow) for f in frames]
+    fig, ax = plt.subplots(figsize=(0.6 * nrow, 0.6 * grids[0].shape[0] / grids[0].shape[1] * nrow + 0.4))
+    im = ax.imshow(grids[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ts = trajectory["t"]
+    title = ax.set_title("")
+
+    def update(k):
+        im.set_data(grids[k])
+        step = (["noise"] + [f"t={t}" for t in ts])[k] if which == "xt" else f"x0 prediction at t={ts[k]}"
+        title.set_text(step)
+        return im, title
+
+    anim = animation.FuncAnimation(fig, update, frames=len(grids), interval=interval, blit=False)
+    plt.close(fig)
+    return anim
+
+
+def save_gif(trajectory: dict, path: str | Path, nrow: int = 8, n_images: int | None = None, fps: int = 12,
+             scale: int = 3) -> Path:
+    """Write the reverse process as an animated GIF (the last frame held for a second)."""
+    from PIL import Image
+
+    frames = trajectory["xt"]
+    if n_images is not None:
+        frames = frames[:, :n_images]
+    images = []
+    for f in frames:
+        g = (make_grid(f, nrow=nrow) * 255).astype(np.uint8)
+        images.append(Image.fromarray(g).resize((g.shape[1] * scale, g.shape[0] * scale), Image.NEAREST))
+    images += [images[-1]] * fps
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return path

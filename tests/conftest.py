@@ -1,0 +1,15 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+
+
+@pytest.fixture
+def tiny_config():
+    from diffusionlab.unet import UNetConfig
+
+    return UNetConfig(channels=(8, 16), attention=(False, True), num_classes=10, image_size=28)

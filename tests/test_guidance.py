@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from diffusionlab.guidance import cfg_combine, drop_labels, guided_eps
+from diffusionlab.schedules import NoiseSchedule
+from diffusionlab.unet import UNet
+
+
+@pytest.fixture
+def model(tiny_config):
+    m = UNet(tiny_config).eval()
+    torch.nn.init.normal_(m.out[-1].weight, std=0.1)
+    return m
+
+
+def test_scale_one_equals_conditional_prediction(model):
+    s = NoiseSchedule(1000)
+    x, t, y = torch.randn(3, 1, 28, 28), torch.tensor([10, 500, 900]), torch.tensor([1, 4, 7])
+    with torch.no_grad():
+        assert torch.allclose(guided_eps(model, s, "eps", y, 1.0)(x, t), model(x, t, y), atol=1e-6)
+
+
+def test_guidance_formula_and_negative_class(model):
+    s = NoiseSchedule(1000)
+    x, t, y = torch.randn(3, 1, 28, 28), torch.tensor([10, 500, 900]), torch.tensor([1, 4, 7])
+    neg = torch.tensor([2, 2, 2])
+    with torch.no_grad():
+        cond, uncond, negative = model(x, t, y), model(x, t, torch.full_like(y, 10)), model(x, t, neg)
+        assert torch.allclose(guided_eps(model, s, "eps", y, 3.0)(x, t), uncond + 3 * (cond - uncond), atol=1e-5)
+        assert torch.allclose(guided_eps(model, s, "eps", y, 3.0, neg)(x, t), negative + 3 * (cond - negative), atol=1e-5)
+        assert torch.allclose(guided_eps(model, s, "eps", y, 0.0)(x, t), uncond, atol=1e-5)
+
+
+def test_cfg_combine():
+    assert torch.equal(cfg_combine(torch.tensor(1.0), torch.tensor(3.0), 2.0), torch.tensor(5.0))
+
+
+def test_drop_labels_rate():
+    y = torch.zeros(100000, dtype=torch.long)
+    dropped = drop_labels(y, 0.1, 10, torch.Generator().manual_seed(0))
+    assert abs((dropped == 10).float().mean().item() - 0.1) < 0.005
+    assert set(dropped.unique().tolist()) == {0, 10}
+
+
+@pytest.mark.parametrize("bad", [-1, 25, float("nan"), "3"])
+def test_bad_guidance_scale(model, bad):
+    with pytest.raises(ValueError, match="guidance_scale must be a number from 0 to 20"):
+        guided_eps(model, NoiseSchedule(10), "eps", torch.tensor([1]), bad)
+
+
+def test_labels_for_unconditional_model():
+    from diffusionlab.unet import UNetConfig
+
+    m = UNet(UNetConfig(channels=(8, 16), attention=(False, False)))
+    with pytest.raises(ValueError, match="not class-conditioned"):
+        guided_eps(m, NoiseSchedule(10), "eps", torch.tensor([1]), 2.0)

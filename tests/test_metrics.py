@@ -1,0 +1,21 @@
+import torch
+
+from diffusionlab.metrics import Classifier, diversity, frechet_distance
+
+
+def test_frechet_distance_properties():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2000, 8, generator=g)
+    b = torch.randn(2000, 8, generator=g)
+    assert frechet_distance(a, a) < 1e-6
+    same = frechet_distance(a, b)
+    shifted = frechet_distance(a, b + 1.0)
+    assert same < 0.1
+    assert abs(shifted - same - 8.0) < 0.3  # ||mu_a - mu_b||^2 = 8 * 1^2
+
+
+def test_classifier_shapes_and_diversity():
+    model = Classifier().eval()
+    x = torch.randn(5, 1, 28, 28)
+    assert model(x).shape == (5, 10) and model.features(x).shape == (5, 128)
+    assert diversity(x[:1].repeat(4, 1, 1, 1)) == 0

@@ -1,0 +1,144 @@
+"""Our DDPM and DDIM steps against diffusers' schedulers, a trusted reference, on the same inputs."""
+
+import pytest
+import torch
+
+from diffusionlab.samplers import ddim_step, ddim_timesteps, ddpm_step, sample
+from diffusionlab.schedules import NoiseSchedule
+
+diffusers = pytest.importorskip("diffusers")
+
+DIFFUSERS_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+
+
+def _inputs(seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(4, 1, 28, 28, generator=g, dtype=dtype), torch.randn(4, 1, 28, 28, generator=g, dtype=dtype) * 0.9)
+
+
+def _in_double(ref, ours):
+    """diffusers keeps its tables in float32; give it ours in float64 so both compute at full precision
+    (the tables themselves are compared in test_schedules_match_diffusers)."""
+    ref.betas, ref.alphas, ref.alphas_cumprod = ours.betas, ours.alphas, ours.alpha_bar
+    ref.one = torch.tensor(1.0, dtype=torch.float64)
+    if hasattr(ref, "final_alpha_cumprod"):
+        ref.final_alpha_cumprod = ref.one
+    return ref
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_schedules_match_diffusers(kind):
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=DIFFUSERS_SCHEDULE[kind])
+    assert torch.allclose(NoiseSchedule(1000, kind).alpha_bar.float(), ref.alphas_cumprod, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("t", [999, 500, 37, 1, 0])
+def test_ddpm_step_matches_diffusers(kind, t):
+    ours = NoiseSchedule(1000, kind)
+    ref = _in_double(diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=DIFFUSERS_SCHEDULE[kind],
+                                             clip_sample=True, variance_type="fixed_small", prediction_type="epsilon"), ours)
+    xt, eps = _inputs(dtype=torch.float64)
+    expected = ref.step(eps, t, xt, generator=torch.Generator().manual_seed(7)).prev_sample
+    got, _ = ddpm_step(ours, eps, t, xt, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("t", [999, 519, 19])
+def test_ddim_step_matches_diffusers(kind, eta, t):
+    ours = NoiseSchedule(1000, kind)
+    ref = _in_double(diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule=DIFFUSERS_SCHEDULE[kind],
+                                             clip_sample=True, set_alpha_to_one=True, timestep_spacing="trailing",
+                                             prediction_type="epsilon"), ours)
+    ref.set_timesteps(50)
+    xt, eps = _inputs(1, dtype=torch.float64)
+    noise = torch.randn(xt.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expected = ref.step(eps, t, xt, eta=eta, use_clipped_model_output=True, variance_noise=noise).prev_sample
+    got, _ = ddim_step(ours, eps, t, t - 20, xt, eta=eta, noise=noise)
+    assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "leading", "linspace"])
+@pytest.mark.parametrize("steps", [1, 10, 50, 1000])
+def test_timesteps_match_diffusers(spacing, steps):
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing)
+    ref.set_timesteps(steps)
+    assert ddim_timesteps(1000, steps, spacing) == ref.timesteps.tolist()
+
+
+def test_full_ddim_loop_matches_diffusers():
+    """The whole loop, with a fixed smooth function standing in for the network."""
+    ours = NoiseSchedule(1000, "cosine")
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=True,
+                                  set_alpha_to_one=True, timestep_spacing="trailing")
+    ref.set_timesteps(20)
+
+    def eps_fn(x, t):
+        return torch.tanh(x) * (t.float().view(-1, 1, 1, 1) / 1000)
+
+    xT = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    x = xT.clone()
+    for t in ref.timesteps:
+        x = ref.step(eps_fn(x, t.expand(2)), t, x, eta=0.0, use_clipped_model_output=True).prev_sample
+    got = sample(eps_fn, xT.shape, ours, "ddim", steps=20, xT=xT, progress=False)
+    assert torch.allclose(got, x.clamp(-1, 1), atol=1e-4)
+
+
+def test_no_noise_at_last_ddpm_step():
+    s = NoiseSchedule(1000)
+    xt, eps = _inputs()
+    a, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(1))
+    b, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    c, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(1))
+    d, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(c, d)
+
+
+def test_last_step_returns_clean_x0_prediction():
+    s = NoiseSchedule(1000)
+    xt, eps = _inputs()
+    x, x0 = ddim_step(s, eps, 19, -1, xt, eta=1.0)
+    assert torch.allclose(x, x0, atol=1e-6)
+
+
+def test_ddim_eta0_is_deterministic_and_seed_reproducible():
+    s = NoiseSchedule(1000)
+    eps_fn = lambda x, t: 0.5 * x
+    x0 = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    a = sample(eps_fn, x0.shape, s, "ddim", steps=10, xT=x0, generator=torch.Generator().manual_seed(1), progress=False)
+    b = sample(eps_fn, x0.shape, s, "ddim", steps=10, xT=x0, generator=torch.Generator().manual_seed(2), progress=False)
+    assert torch.equal(a, b)
+    c = sample(eps_fn, x0.shape, s, "ddpm", steps=10, generator=torch.Generator().manual_seed(5), progress=False)
+    d = sample(eps_fn, x0.shape, s, "ddpm", steps=10, generator=torch.Generator().manual_seed(5), progress=False)
+    assert torch.equal(c, d)
+
+
+def test_trajectory_and_callback():
+    s = NoiseSchedule(1000)
+    seen = []
+    x, traj = sample(lambda x, t: 0 * x, (1, 1, 28, 28), s, steps=5, return_trajectory=True, progress=False,
+                     callback=lambda i, t, t_prev, x, x0: seen.append((t, t_prev)))
+    assert traj["xt"].shape == (6, 1, 1, 28, 28) and traj["x0"].shape == (5, 1, 1, 28, 28)
+    assert [t for t, _ in seen] == ddim_timesteps(1000, 5) and seen[-1][1] == -1
+
+
+def test_bad_inputs():
+    s = NoiseSchedule(1000)
+    xt, eps = _inputs()
+    with pytest.raises(ValueError, match="steps must be an integer from 1 to T=1000"):
+        ddim_timesteps(1000, 0)
+    with pytest.raises(ValueError, match="steps must be an integer from 1 to T=1000"):
+        ddim_timesteps(1000, 1001)
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        ddim_timesteps(1000, 10, "random")
+    with pytest.raises(ValueError, match="eta must be between 0"):
+        ddim_step(s, eps, 10, 5, xt, eta=1.5)
+    with pytest.raises(ValueError, match="need 0 <= t < T"):
+        ddpm_step(s, eps, 1000, xt)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        sample(lambda x, t: x, (1, 1, 28, 28), s, sampler="euler")
+    with pytest.raises(ValueError, match="start_step must be in 0..9"):
+        sample(lambda x, t: x, (1, 1, 28, 28), s, steps=10, start_step=10)

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from diffusionlab.unet import UNet, UNetConfig
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(time_conditioning=False),
+    dict(),
+    dict(num_classes=10),
+    dict(num_classes=10, attention=(False, True)),
+])
+def test_output_shape(kwargs):
+    model = UNet(UNetConfig(channels=(8, 16), attention=kwargs.pop("attention", (False, False)), **kwargs))
+    x = torch.randn(3, 1, 28, 28)
+    t = torch.tensor([0, 500, 999])
+    y = torch.tensor([0, 5, 10]) if model.config.num_classes else None
+    out = model(x, t, y) if model.config.time_conditioning else model(x)
+    assert out.shape == x.shape
+
+
+def test_extra_input_channels_and_cross_attention():
+    """Room for the later lessons: a concatenated conditioning image and text tokens."""
+    cfg = UNetConfig(in_channels=2, out_channels=1, image_size=16, channels=(8, 16), attention=(False, True),
+                     context_dim=12)
+    model = UNet(cfg)
+    x = torch.randn(2, 2, 16, 16)
+    out = model(x, torch.tensor([3, 4]), context=torch.randn(2, 5, 12))
+    assert out.shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="pass context"):
+        model(x, torch.tensor([3, 4]))
+
+
+def test_no_batchnorm_and_samples_independent_of_batch(tiny_config):
+    model = UNet(tiny_config).eval()
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    # make the output non-trivial (the last conv starts at zero)
+    torch.nn.init.normal_(model.out[-1].weight, std=0.1)
+    x, t, y = torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 3, 10])
+    with torch.no_grad():
+        alone = model(x[:1], t[:1], y[:1])
+        together = model(x, t, y)[:1]
+    assert torch.allclose(alone, together, atol=1e-5)
+
+
+def test_bad_inputs(tiny_config):
+    model = UNet(tiny_config)
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 1, 28, 28\), got \(2, 3, 28, 28\)"):
+        model(torch.randn(2, 3, 28, 28), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="time-conditioned"):
+        model(x)
+    with pytest.raises(ValueError, match=r"t must have shape \(2,\)"):
+        model(x, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"class labels must be in 0..10"):
+        model(x, torch.tensor([1, 2]), torch.tensor([3, 11]))
+    with pytest.raises(ValueError, match="divisible by groups"):
+        UNetConfig(channels=(12, 16))
+    with pytest.raises(ValueError, match="one flag per level"):
+        UNetConfig(channels=(8, 16), attention=(False,))
+
+
+def test_scalar_t_broadcasts(tiny_config):
+    model = UNet(tiny_config)
+    x = torch.randn(2, 1, 28, 28)
+    y = torch.tensor([1, 2])
+    assert torch.equal(model(x, torch.tensor(5), y), model(x, torch.tensor([5, 5]), y))
