@@ -50,8 +50,15 @@ def _guidance(text: str) -> float:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Bad arguments get one line saying what is wrong, not the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffusionlab", description="Train and sample the DiffusionLab course models.")
+    p = OneLineErrors(prog="diffusionlab", description="Train and sample the DiffusionLab course models.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a course model on MNIST")

@@ -54,6 +54,7 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
         raise ValueError("this model is not class-conditioned: sample it without y or negative_y")
 
     def output_to_eps(out, xt, t):
+        out = out.float()  # under mixed precision the network answers in bf16/fp16; the sampler works in fp32
         return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
 
     def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

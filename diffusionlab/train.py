@@ -188,8 +188,10 @@ def train(
             bar.set_postfix(loss=f"{sum(history['loss'][-50:]) / len(history['loss'][-50:]):.4f}")
         if minutes is not None:
             elapsed = time.time() - start
-            if total_steps is None and step - start_step == 20:  # estimate the budget in steps
-                estimate = start_step + int(20 * minutes * 60 / elapsed)
+            if step - start_step == 10:
+                t10 = elapsed  # the first steps are slow (memory allocation, warm-up): time from here
+            if total_steps is None and step - start_step == 110:  # estimate the budget in steps
+                estimate = step + int(100 * (minutes * 60 - elapsed) / (elapsed - t10))
                 total_steps = estimate if steps is None else min(steps, estimate)
                 bar.total = total_steps
                 bar.refresh()

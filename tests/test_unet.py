@@ -55,7 +55,7 @@ def test_bad_inputs(tiny_config):
     with pytest.raises(ValueError, match=r"class labels must be in 0..10"):
         model(x, torch.tensor([1, 2]), torch.tensor([3, 11]))
     with pytest.raises(ValueError, match="divisible by groups"):
-        UNetConfig(channels=(12, 16))
+        UNetConfig(channels=(12, 16), attention=(False, False))
     with pytest.raises(ValueError, match="one flag per level"):
         UNetConfig(channels=(8, 16), attention=(False,))
 
