@@ -2,6 +2,7 @@
 
     diffusionlab train cond --minutes 10
     diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
+    diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
     diffusionlab classifier                                              # (re)train the metrics classifier
 """
@@ -92,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", type=Path)
     e.add_argument("out", type=Path)
 
+    q = sub.add_parser("score", help="measure a samples file: classifier accuracy and Frechet distance (FD)")
+    q.add_argument("samples", type=Path, help="a file written by `diffusionlab sample`")
+
     c = sub.add_parser("classifier", help="train the MNIST classifier used to measure samples")
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--out", type=Path, help="default: the course's data/checkpoints/classifier.pt")
@@ -161,6 +165,21 @@ def cmd_export(args) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
 
 
+def cmd_score(args) -> None:
+    from .metrics import SampleScorer
+
+    if not args.samples.exists():
+        raise ValueError(f"samples file {args.samples} does not exist; write one with `diffusionlab sample --out FILE`")
+    result = torch.load(args.samples, weights_only=True)
+    images = result["images"] * 2 - 1  # the file holds [0, 1]; the classifier reads [-1, 1]
+    scorer = SampleScorer()
+    scores = scorer.score(images, result.get("labels"))
+    line = f"{len(images)} images: FD {scores['fd']:.2f} (real-data floor {scorer.floor(len(images)):.2f})"
+    if "accuracy" in scores:
+        line += f", classifier reads {100 * scores['accuracy']:.1f}% as the requested digit"
+    print(line)
+
+
 def cmd_classifier(args) -> None:
     from .metrics import CLASSIFIER_PATH, accuracy, save_classifier, train_classifier
     from .data import load_mnist
@@ -175,7 +194,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "classifier": cmd_classifier}[args.command](args)
+        {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "score": cmd_score,
+         "classifier": cmd_classifier}[args.command](args)
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -20,6 +20,8 @@ def test_train_then_sample_round_trip(tmp_path, capsys):
     assert 0 <= result["images"].min() and result["images"].max() <= 1
     assert result["labels"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     assert (tmp_path / "s.png").exists()
+    assert main(["score", str(out)]) == 0
+    assert "12 images: FD" in capsys.readouterr().out
     # same seed, same samples
     out2 = tmp_path / "s2.pt"
     main(["sample", "--model", "cond", "--n", "12", "--steps", "2", "--checkpoint", str(ckpt), "--out", str(out2),

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Re-make the checkpoints the course ships in data/checkpoints/ (about 25 minutes on a 2-core CPU),
+# then write MANIFEST.txt with their SHA-256 sums. Seeds and step budgets are fixed, so the training
+# runs are the same on every machine (the weights agree up to floating-point differences between CPUs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=data/checkpoints
+mkdir -p "$out" checkpoints
+diffusionlab classifier --epochs 3 --out "$out/classifier.pt"
+diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt
+diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt
+diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt
+for name in cond denoiser ddpm; do
+  diffusionlab export "checkpoints/$name.pt" "$out/$name.pt"
+done
+{
+  echo "# sha256  file  (made by scripts/ship_checkpoints.sh: fp16 EMA weights; classifier: diffusionlab classifier --epochs 3)"
+  (cd "$out" && sha256sum ./*.pt | sed 's| \./| |')
+} > "$out/MANIFEST.txt"
+cat "$out/MANIFEST.txt"
