@@ -33,7 +33,8 @@ DEFAULT_GUIDANCE = 2.0  # the guidance scale the course recommends for the `cond
 
 @dataclass
 class Recipe:
-    """How a course model is built and trained (chosen by measurement: benchmarks/RESULTS.md)."""
+    """How a course model is built and trained (widths, batch and precision chosen by measuring
+    throughput and sample quality on a 2-core CPU; `benchmarks/benchmark.py` repeats the measurements)."""
 
     config: UNetConfig
     lr: float = 2e-3
