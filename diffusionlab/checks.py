@@ -61,3 +61,210 @@ def _assert_close(exercise: str, case: int, got, expected, atol: float, rtol: fl
 def seeded(seed: int, *shape: int) -> torch.Tensor:
     """A reproducible standard-normal tensor for check inputs."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# --- Lesson 1: denoising as a learning problem ----------------------------------------------------------
+
+
+def check_add_noise(student_fn: Callable) -> None:
+    """Lesson 1. student_fn(x, sigma, generator) -> x + sigma * eps with eps = torch.randn(x.shape, generator=...)."""
+    from .train import add_noise
+    from .utils import make_generator
+
+    cases = [lambda s=s, seed=seed: (seeded(seed, 2, 1, 28, 28), s, make_generator(seed))
+             for s, seed in ((0.0, 1), (0.2, 2), (0.5, 3), (1.0, 4))]
+    compare("add_noise", student_fn, add_noise, cases)
+
+
+def _random_resblock(c_in: int, c_out: int, seed: int, groups: int = 8):
+    """A `unet.ResBlock` without embedding (lesson 1's), every parameter random (norms included)."""
+    from .unet import ResBlock
+    from .utils import make_generator
+
+    block = ResBlock(c_in, c_out, None, groups)
+    g = make_generator(seed)
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            scale = 1.0 if name.startswith("norm") and name.endswith("weight") else 0.0  # GroupNorm scales near 1
+            p.copy_(scale + 0.1 * torch.randn(p.shape, generator=g))
+    return block
+
+
+def check_res_block(student_class: type) -> None:
+    """Lesson 1. student_class(c_in, c_out, groups) is a residual block with the parameter names of
+    `unet.ResBlock` (norm1, conv1, norm2, conv2, skip) whose forward(x) is checked with the same weights."""
+
+    def run(block_class):
+        def fn(c_in, c_out, seed):
+            reference = _random_resblock(c_in, c_out, seed)
+            x = seeded(seed + 100, 2, c_in, 8, 8)
+            if block_class is None:
+                return reference(x, None)
+            block = block_class(c_in, c_out, 8)
+            try:
+                block.load_state_dict(reference.state_dict())
+            except RuntimeError as err:
+                raise ExerciseError(f"Exercise 'res_block': the block's parameters must be named like unet.ResBlock's "
+                                    f"({str(err).splitlines()[-1].strip()})") from None
+            return block(x)
+
+        return fn
+
+    cases = [lambda c=c, seed=seed: (*c, seed) for c, seed in (((16, 16), 1), ((8, 16), 2), ((32, 16), 3))]
+    with torch.no_grad(), torch.random.fork_rng():  # building blocks draws initial weights: keep the notebook's RNG
+        compare("res_block", run(student_class), run(None), cases)
+
+
+def check_denoiser_loss(student_fn: Callable) -> None:
+    """Lesson 1. student_fn(model, x0, y, generator, sigma) -> the mean squared error ||model(z) - x0||^2,
+    z = add_noise(x0, sigma, generator) (compared with `train.denoiser_loss`)."""
+    from .train import denoiser_loss
+    from .unet import UNet, UNetConfig
+    from .utils import make_generator
+
+    with torch.random.fork_rng():  # fixed weights, whatever ran before, and the notebook's RNG left alone
+        torch.manual_seed(0)
+        model = UNet(UNetConfig(channels=(8, 16), attention=(False, False), time_conditioning=False)).eval()
+        torch.nn.init.normal_(model.out[-1].weight, std=0.1)  # not the all-zero start
+    cases = [lambda s=s, seed=seed: (model, seeded(seed, 4, 1, 28, 28).clamp(-1, 1), None, make_generator(seed), s)
+             for s, seed in ((0.5, 1), (0.2, 2), (1.0, 3))]
+    with torch.no_grad():
+        compare("denoiser_loss", student_fn, lambda m, x0, y, g, s: denoiser_loss(m, x0, y, g, sigma=s), cases)
+
+
+# --- Lesson 2: DDPM -------------------------------------------------------------------------------------
+
+
+def check_q_sample(student_fn: Callable) -> None:
+    """Lesson 2. student_fn(schedule, x0, t, eps) -> x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps."""
+    from .schedules import NoiseSchedule
+
+    def case(kind, t, seed):
+        schedule = NoiseSchedule(1000, kind)
+        return lambda: (schedule, seeded(seed, len(t), 1, 28, 28), torch.tensor(t), seeded(seed + 1, len(t), 1, 28, 28))
+
+    cases = [case("cosine", [0, 250, 500, 999], 1), case("linear", [10, 10, 700], 2), case("cosine", [42], 3)]
+    compare("q_sample", student_fn, lambda schedule, x0, t, eps: schedule.q_sample(x0, t, eps), cases)
+
+
+def check_cosine_schedule(student_fn: Callable) -> None:
+    """Lesson 2. student_fn(T, s, max_beta) -> (betas, alpha_bar), both (T,): Improved DDPM's cosine schedule."""
+    from .schedules import cosine_betas
+
+    def reference(T, s, max_beta):
+        betas = cosine_betas(T, s, max_beta)
+        return betas, torch.cumprod(1 - betas, dim=0)
+
+    cases = [lambda T=T, s=s: (T, s, 0.999) for T, s in ((1000, 0.008), (50, 0.008), (10, 0.1))]
+    compare("cosine_schedule", student_fn, reference, cases)
+
+
+def check_ddpm_step(student_fn: Callable) -> None:
+    """Lesson 2. student_fn(schedule, eps, t, xt, noise) -> x_{t-1}: one step of Algorithm 2 of DDPM with
+    sigma_t^2 = beta tilde_t and no noise at t = 0 (compared with `samplers.ddpm_step(..., clip=False)`)."""
+    from .samplers import ddpm_step
+    from .schedules import NoiseSchedule
+
+    def case(kind, t, seed):
+        schedule = NoiseSchedule(1000, kind)
+        return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, seeded(seed + 1, 2, 1, 28, 28),
+                        seeded(seed + 2, 2, 1, 28, 28))
+
+    cases = [case("cosine", 900, 10), case("cosine", 500, 20), case("linear", 300, 30), case("cosine", 1, 40),
+             case("cosine", 0, 50)]
+    compare("ddpm_step", student_fn,
+            lambda schedule, eps, t, xt, noise: ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0], cases)
+
+
+# --- Lesson 3: class conditioning and classifier-free guidance ------------------------------------------
+
+NULL_CLASS = 10  # the course's cond model: digits 0..9, label 10 = "no class"
+
+
+def _dropout_rate(fn: Callable) -> Callable:
+    """Run a condition-dropout function and return the fraction of labels it replaced.
+
+    The random draws may be made in any way, so what is compared is what must hold for every correct
+    answer: a tensor of labels of the same shape, changed only to the null class, at the right rate.
+    """
+    def run(y: torch.Tensor, p_uncond: float, seed: int) -> float:
+        out = fn(y.clone(), p_uncond, NULL_CLASS, torch.Generator().manual_seed(seed))
+        if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ExerciseError(f"Exercise 'drop_labels': return a tensor of labels shaped like y {tuple(y.shape)}, "
+                                f"got {got}")
+        changed = out != y
+        if (out[changed] != NULL_CLASS).any():
+            raise ExerciseError(f"Exercise 'drop_labels' (p_uncond={p_uncond}): a label may only be replaced by the "
+                                f"null class {NULL_CLASS}, but some became {sorted(set(out[changed].tolist()) - {NULL_CLASS})[:5]}")
+        return changed.float().mean().item()
+
+    return run
+
+
+def check_drop_labels(student_fn: Callable) -> None:
+    """Lesson 3. student_fn(y, p_uncond, null_class, generator) -> y with labels dropped to null_class.
+
+    On 50,000 labels the fraction replaced must be within 1.5 points of the reference's (p_uncond).
+    """
+    from .guidance import drop_labels
+
+    def labels():
+        return torch.randint(0, 10, (50_000,), generator=torch.Generator().manual_seed(1))
+
+    cases = [lambda p=p: (labels(), p, 7) for p in (0.0, 0.1, 0.5, 1.0)]
+    compare("drop_labels", _dropout_rate(student_fn), _dropout_rate(drop_labels), cases, atol=0.015, rtol=0.0)
+
+
+def check_cfg_combine(student_fn: Callable) -> None:
+    """Lesson 3. student_fn(eps_uncond, eps_cond, guidance_scale) -> the guided noise estimate."""
+    from .guidance import cfg_combine
+
+    cases = [lambda w=w: (seeded(1, 2, 1, 28, 28), seeded(2, 2, 1, 28, 28), w) for w in (0.0, 1.0, 3.5, 7.5)]
+    compare("cfg_combine", student_fn, cfg_combine, cases)
+
+
+# --- Lesson 4: DDIM and fast sampling -------------------------------------------------------------------
+
+
+def _as_int_list(exercise: str, fn: Callable) -> Callable:
+    """Accept a list, tuple, array or tensor of timesteps; compare them as a list of ints."""
+    def run(*args):
+        out = fn(*args)
+        try:
+            return [int(t) for t in out]
+        except (TypeError, ValueError):
+            raise ExerciseError(f"Exercise '{exercise}': return a list of integer timesteps, "
+                                f"got {type(out).__name__}") from None
+
+    return run
+
+
+def check_ddim_timesteps(student_fn: Callable) -> None:
+    """Lesson 4. student_fn(T, steps) -> the trailing timesteps [round(T - 1 - i T / steps) for i < steps]."""
+    from .samplers import ddim_timesteps
+
+    cases = [lambda T=T, s=s: (T, s) for T, s in ((1000, 1), (1000, 3), (1000, 10), (1000, 50), (1000, 1000), (100, 7))]
+    compare("ddim_timesteps", _as_int_list("ddim_timesteps", student_fn),
+            lambda T, steps: ddim_timesteps(T, steps, "trailing"), cases, atol=0, rtol=0)
+
+
+def check_ddim_step(student_fn: Callable) -> None:
+    """Lesson 4. student_fn(schedule, eps, t, t_prev, xt, eta, noise) -> (x_prev, x0_hat), eq. 12 and 16
+    of DDIM without clipping x0_hat (compared with `samplers.ddim_step(..., clip=False)`)."""
+    from .samplers import ddim_step
+    from .schedules import NoiseSchedule
+
+    schedule = NoiseSchedule(1000, "cosine")
+
+    def case(t, t_prev, eta, seed):
+        return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, t_prev, seeded(seed + 1, 2, 1, 28, 28), eta,
+                        seeded(seed + 2, 2, 1, 28, 28))
+
+    cases = [case(960, 940, 0.0, 10), case(500, 480, 0.0, 20), case(500, 300, 0.5, 30), case(40, 20, 1.0, 40),
+             case(20, -1, 1.0, 50)]
+
+    def reference(schedule, eps, t, t_prev, xt, eta, noise):
+        return ddim_step(schedule, eps, t, t_prev, xt, eta, clip=False, noise=noise)
+
+    compare("ddim_step", student_fn, reference, cases)

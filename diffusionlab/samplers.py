@@ -180,3 +180,51 @@ def sample(
         traj["x0"] = torch.stack(traj["x0"])
         return x, traj
     return x
+
+
+@torch.no_grad()
+def ddim_invert(
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    schedule: NoiseSchedule,
+    steps: int = 50,
+    spacing: str = "trailing",
+    return_trajectory: bool = False,
+    progress: bool = False,
+):
+    """Deterministic DDIM inversion (lesson 4): image x0 -> the noise x_T that DDIM (eta = 0) maps back to x0.
+
+    DDIM with eta = 0 is a discretised ODE (Song et al. 2021, sec. 4.3), so it can be run backwards:
+    eq. 12 with sigma = 0, from t' (less noise) up to t (more noise) on the same timesteps that
+    `sample(..., steps, spacing)` visits, in reverse order:
+        x0_hat = (x_t' - sqrt(1 - alpha_bar_t') eps) / sqrt(alpha_bar_t')
+        x_t    = sqrt(alpha_bar_t) x0_hat + sqrt(1 - alpha_bar_t) eps,      eps = eps_fn(x_t', t)
+    The exact step would need eps at x_t, which is not known yet; using it at x_t' instead (as
+    diffusers' DDIMInverseScheduler does) makes the round trip approximate. With an exact eps the error
+    shrinks like 1/steps (tests/test_inversion.py); with a trained model it is largest near t = T, where
+    sampling divides by sqrt(alpha_bar_t) ~ 0. Nothing is clipped here: clipping cannot be undone.
+
+    eps_fn: (x_t (B, C, H, W), t (B,)) -> eps, as for `sample`; x0: (B, C, H, W) images in [-1, 1].
+    Returns x_T (B, C, H, W), or (x_T, trajectory) with trajectory = {"t": [...], "xt": (S+1, B, C, H, W)}
+    on the CPU (from x0 to x_T) when return_trajectory=True.
+    """
+    timesteps = ddim_timesteps(schedule.T, steps, spacing)[::-1]  # increasing: least noise first
+    x = x0
+    traj = {"t": [], "xt": [x.cpu()]}
+    t_prev = -1  # the clean image
+    for t in tqdm(timesteps, desc="ddim inversion", disable=not progress, leave=False):
+        # 1. names from the paper: alpha_bar where we are (t_prev) and where we go (t)
+        ab_prev, ab_t = _alpha_bar(schedule, t_prev, x), _alpha_bar(schedule, t, x)
+        # 2. the model's noise estimate, at the current point but with the label of the next timestep
+        eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
+        # 3. eq. 12 (eta = 0) solved the other way round
+        x0_hat = (x - (1 - ab_prev).sqrt() * eps) / ab_prev.sqrt()
+        x = ab_t.sqrt() * x0_hat + (1 - ab_t).sqrt() * eps
+        t_prev = t
+        if return_trajectory:
+            traj["t"].append(t)
+            traj["xt"].append(x.cpu())
+    if return_trajectory:
+        traj["xt"] = torch.stack(traj["xt"])
+        return x, traj
+    return x

@@ -38,3 +38,184 @@ class Explorer:
             self.last = self.draw(**self.values())
             plt.show()
         return self.last
+
+
+# --- Lesson 1: denoising as a learning problem ----------------------------------------------------------
+
+
+def denoise_views(denoiser, x, sigma: float, blur_px: float = 1.0, seed: int = 0) -> dict:
+    """Clean images x (B, 1, 28, 28) -> the noisy input at `sigma`, the Gaussian-blur baseline and the
+    UNet's answer: {"clean", "noisy", "blur", "unet": (B, 1, 28, 28) on the CPU, "mse": {name: MSE to clean}}.
+
+    denoiser: a one-step denoiser UNet(z), or the `course.DiffusionModel` that holds it.
+    """
+    import torch
+
+    from .filters import gaussian_blur
+    from .train import add_noise
+    from .utils import make_generator
+
+    net = getattr(denoiser, "unet", denoiser)
+    device = next(net.parameters()).device
+    x = x.float().cpu()
+    noisy = add_noise(x, sigma, make_generator(seed))
+    with torch.no_grad():
+        unet = net(noisy.to(device)).float().cpu()
+    views = {"clean": x, "noisy": noisy, "blur": gaussian_blur(noisy, blur_px), "unet": unet}
+    views["mse"] = {k: (v - x).pow(2).mean().item() for k, v in views.items() if k != "clean"}
+    return views
+
+
+def make_denoise_explorer(denoiser, images, sigma: float = 0.5, blur_px: float = 1.0) -> Explorer:
+    """A noise-level slider (and blur width, image index): noisy input | blur baseline | UNet output
+    side by side, each with its mean squared error to the clean image. `last`: `denoise_views`' dict."""
+    from .viz import show_row
+
+    controls = {
+        "sigma": W.FloatSlider(value=sigma, min=0.0, max=1.5, step=0.05, description="noise sigma",
+                               continuous_update=False),
+        "blur_px": W.FloatSlider(value=blur_px, min=0.0, max=3.0, step=0.25, description="blur (px)",
+                                 continuous_update=False),
+        "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False),
+    }
+
+    def draw(sigma, blur_px, index):
+        v = denoise_views(denoiser, images[index : index + 1], sigma, blur_px, seed=index)
+        mse = v["mse"]
+        show_row([v["clean"], v["noisy"], v["blur"], v["unet"]],
+                 titles=["clean", f"noisy, sigma={sigma:.2f}\nMSE {mse['noisy']:.3f}",
+                         f"blur {blur_px:g} px\nMSE {mse['blur']:.3f}", f"UNet\nMSE {mse['unet']:.3f}"])
+        return v
+
+    return Explorer(controls, draw)
+
+
+# --- Lesson 2: DDPM -------------------------------------------------------------------------------------
+
+
+def forward_views(model, x0, t: int, seed: int = 0) -> dict:
+    """One step of the forward process and the model's answer to it, for clean images x0 (B, 1, 28, 28):
+    {"xt", "eps", "eps_hat", "x0_hat": (B, 1, 28, 28) on the CPU, "alpha_bar": alpha_bar_t}.
+
+    model: a `course.DiffusionModel` (its network, schedule and prediction type).
+    """
+    import torch
+
+    from .samplers import predict_x0
+    from .utils import make_generator
+
+    schedule = model.schedule
+    x0 = x0.float().cpu()
+    eps = torch.randn(x0.shape, generator=make_generator(seed))
+    tt = torch.full((x0.shape[0],), int(t), dtype=torch.long)
+    xt = schedule.q_sample(x0, tt, eps)
+    with torch.no_grad():
+        eps_hat = model.eps_fn()(xt.to(model.device), tt.to(model.device)).float().cpu()
+    x0_hat, _ = predict_x0(schedule, eps_hat, int(t), xt)
+    return {"xt": xt, "eps": eps, "eps_hat": eps_hat, "x0_hat": x0_hat, "alpha_bar": float(schedule.alpha_bar[t])}
+
+
+def make_forward_explorer(model, images, t: int = 500) -> Explorer:
+    """A timestep slider over the forward process of one digit: x0 | x_t | the noise eps | the model's
+    noise estimate | its x0 prediction. `last`: `forward_views`' dict."""
+    from .viz import show_row
+
+    controls = {
+        "t": W.IntSlider(value=t, min=0, max=model.schedule.T - 1, description="t", continuous_update=False),
+        "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False),
+    }
+
+    def draw(t, index):
+        v = forward_views(model, images[index : index + 1], t, seed=index)
+        # the noise is shown at half its size, so that +-2 standard deviations fit the grey range [-1, 1]
+        show_row([images[index : index + 1], v["xt"], v["eps"] / 2, v["eps_hat"] / 2, v["x0_hat"]],
+                 titles=["x0", f"x_t, t={t}\nalpha_bar={v['alpha_bar']:.3f}", "noise eps", "predicted eps",
+                         "x0 prediction"])
+        return v
+
+    return Explorer(controls, draw)
+
+
+def make_reverse_explorer(trajectory: dict, n: int = 8) -> Explorer:
+    """A slider that scrubs through a precomputed reverse process (`samplers.sample(...,
+    return_trajectory=True)`): x_t on top, the model's x0 prediction below. `last`: (x_t, x0_hat) shown."""
+    import torch
+
+    from .viz import show_images
+
+    ts = trajectory["t"]
+    controls = {"step": W.IntSlider(value=0, min=0, max=len(ts), description="step", continuous_update=True)}
+
+    def draw(step):
+        xt = trajectory["xt"][step, :n]
+        x0_hat = trajectory["x0"][min(step, len(ts) - 1), :n] if step < len(ts) else xt
+        title = f"step {step} of {len(ts)}: t = {ts[step]}" if step < len(ts) else f"done: {len(ts)} steps"
+        show_images(torch.cat([xt, x0_hat]), nrow=n, title=title, row_labels=["x_t", "x0 pred."])
+        return xt, x0_hat
+
+    return Explorer(controls, draw)
+
+
+# --- Lesson 3: class conditioning and classifier-free guidance ------------------------------------------
+
+
+def make_guidance_explorer(model, n: int = 8, steps: int = 25, max_guidance: float = 10.0) -> Explorer:
+    """A digit picker, a guidance-scale slider and a seed: `n` samples of the digit from `model` (a
+    class-conditioned `course.DiffusionModel`) with DDIM in `steps` steps. `last`: the images (n, 1, 28, 28)."""
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "digit": W.Dropdown(options=list(range(10)), value=3, description="digit"),
+        "guidance_scale": W.FloatSlider(value=2.0, min=0.0, max=max_guidance, step=0.5, description="guidance w",
+                                        continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(digit, guidance_scale, seed):
+        g = make_generator(seed, model.device)
+        x = model.sample(n, labels=[digit] * n, guidance_scale=guidance_scale, steps=steps, generator=g,
+                         progress=False)
+        show_images(x, nrow=n, title=f"digit {digit}, guidance w = {guidance_scale:g}, seed {seed}")
+        return x
+
+    return Explorer(controls, draw)
+
+
+# --- Lesson 4: DDIM and fast sampling -------------------------------------------------------------------
+
+DDIM_STEP_CHOICES = (2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def make_ddim_explorer(model, n: int = 10, max_guidance: float = 10.0) -> Explorer:
+    """Steps, eta, guidance scale and seed for DDIM sampling of the digits 0..n-1 (mod 10); the title
+    shows the wall time. `last`: {"images": (n, 1, 28, 28), "seconds": wall time of the sampling}."""
+    import time
+
+    import torch
+
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "steps": W.SelectionSlider(options=DDIM_STEP_CHOICES, value=20, description="steps", continuous_update=False),
+        "eta": W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False),
+        "guidance_scale": W.FloatSlider(value=2.0, min=0.0, max=max_guidance, step=0.5, description="guidance w",
+                                        continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+    labels = torch.arange(n) % 10 if model.unet.config.num_classes else None
+
+    def draw(steps, eta, guidance_scale, seed):
+        g = make_generator(seed, model.device)
+        start = time.perf_counter()
+        x = model.sample(n, labels=labels, guidance_scale=guidance_scale, steps=steps, eta=eta, generator=g,
+                         progress=False)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        show_images(x, nrow=n, title=f"DDIM, {steps} steps, eta = {eta:g}, w = {guidance_scale:g}: "
+                                     f"{seconds:.2f} s for {n} images")
+        return {"images": x, "seconds": seconds}
+
+    return Explorer(controls, draw)

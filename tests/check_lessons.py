@@ -1,0 +1,111 @@
+"""The lessons: each student lesson (lessons/) is made from its solution notebook (notebooks/) by
+scripts/make_lessons.py, has its exercises checked, and fails on the first unfinished exercise."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+_spec = importlib.util.spec_from_file_location("make_lessons", ROOT / "scripts" / "make_lessons.py")
+make_lessons = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_lessons)
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def exercises(nb):
+    """(exercise cell, the code cell after it) for every cell holding a solution block."""
+    cells = code_cells(nb)
+    return [(c, cells[i + 1] if i + 1 < len(cells) else None) for i, c in enumerate(cells)
+            if make_lessons.BEGIN in make_lessons.source_text(c)]
+
+
+def first_exercise_name(nb) -> str:
+    """The exercise named by the first check cell's stored verdict, "PASS <name>: ..."."""
+    check = exercises(nb)[0][1]
+    text = "".join(o.get("text", "") for o in check.outputs if o.get("output_type") == "stream")
+    match = re.match(r"PASS (\w+):", text)
+    assert match, f"the first check cell has no stored PASS verdict (was the notebook executed?): {text!r}"
+    return match.group(1)
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "no notebooks in notebooks/"
+
+
+def test_lessons_are_in_sync_with_notebooks():
+    result = subprocess.run([sys.executable, "scripts/make_lessons.py", "--check"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_lessons_is_deterministic():
+    assert make_lessons.expected_lessons() == make_lessons.expected_lessons()
+
+
+def _setup_without_budget(path) -> str:
+    """The setup cell (the first code cell) without the lines of its BUDGET dict, which differ per lesson."""
+    source = make_lessons.source_text(code_cells(nbformat.read(path, as_version=4))[0])
+    return re.sub(r"\nBUDGET = \{\n.*?\n\}\[MODE\]\n", "\nBUDGET\n", source, flags=re.S)
+
+
+def test_every_lesson_starts_with_the_badge_and_the_same_setup_cell():
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert nb.cells[0].cell_type == "markdown" and f"{make_lessons.COLAB}notebooks/{path.name}" in nb.cells[0].source
+        assert nb.cells[1].cell_type == "code" and "BUDGET" in _setup_without_budget(path)
+    setups = {path.name: _setup_without_budget(path) for path in NOTEBOOKS}
+    assert len(set(setups.values())) == 1, "the setup cells differ (beyond BUDGET): " + ", ".join(setups)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_is_followed_by_a_passing_check(path):
+    nb = nbformat.read(path, as_version=4)
+    found = exercises(nb)
+    assert found, f"{path.name} has no exercise (a code cell with {make_lessons.BEGIN!r})"
+    for exercise, check in found:
+        assert check is not None and make_lessons.is_check_cell(check), (
+            f"{path.name}: the code cell after this exercise must be a check cell starting with "
+            f"{make_lessons.CHECK_MARKER!r}:\n{make_lessons.source_text(exercise)}")
+        assert "checks.check_" in make_lessons.source_text(check)
+        text = "".join(o.get("text", "") for o in check.outputs if o.get("output_type") == "stream")
+        assert text.startswith("PASS "), f"{path.name}: a check cell has no stored PASS output: {text!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_put_back_give_the_notebook(path):
+    nb = nbformat.read(path, as_version=4)
+    lesson = nbformat.read(ROOT / "lessons" / path.name, as_version=4)
+    assert [c.cell_type for c in lesson.cells] == [c.cell_type for c in nb.cells]
+    for cell, stubbed in zip(code_cells(nb), code_cells(lesson)):
+        source = make_lessons.source_text(cell)
+        _, solutions = make_lessons.split_solutions(source)
+        assert make_lessons.restore_solutions(make_lessons.source_text(stubbed), solutions) == source
+        if solutions:
+            assert make_lessons.BEGIN not in make_lessons.source_text(stubbed)
+            assert "raise NotImplementedError()" in make_lessons.source_text(stubbed)
+        if not make_lessons.is_check_cell(cell):
+            assert not stubbed.outputs and stubbed.execution_count is None
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_unfinished_lesson_fails_at_its_first_exercise(path):
+    """nbval on the student version stops at the first check cell, which names the exercise."""
+    name = first_exercise_name(nbformat.read(path, as_version=4))
+    env = {**os.environ, "DIFFUSIONLAB_MODE": "fast"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-x", "-q",
+                             "-p", "no:cacheprovider", str(Path("lessons") / path.name)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"the unfinished lesson {path.name} passed nbval:\n{output[-3000:]}"
+    assert f"Exercise '{name}' is not done yet" in output, output[-3000:]

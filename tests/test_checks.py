@@ -1,0 +1,108 @@
+"""The exercise checks of lessons 1-2: each passes the reference, and rejects a wrong answer and a stub."""
+
+import pytest
+import torch
+from torch import nn
+
+from diffusionlab import checks, samplers, schedules, train, unet
+from diffusionlab.checks import ExerciseError
+
+
+class ReferenceResBlock(unet.ResBlock):
+    """The course's block in the exercise's signature: MyResBlock(c_in, c_out, groups), forward(x)."""
+
+    def __init__(self, c_in, c_out, groups=8):
+        super().__init__(c_in, c_out, None, groups)
+
+    def forward(self, x):
+        return super().forward(x, None)
+
+
+class NoSkipResBlock(ReferenceResBlock):
+    def forward(self, x):
+        return super().forward(x) - self.skip(x)
+
+
+class StubResBlock(ReferenceResBlock):
+    def forward(self, x):
+        raise NotImplementedError()
+
+
+class RenamedResBlock(nn.Module):
+    def __init__(self, c_in, c_out, groups=8):
+        super().__init__()
+        self.first_norm = nn.GroupNorm(min(groups, c_in), c_in)
+
+    def forward(self, x):
+        return x
+
+
+def stub(*args):
+    raise NotImplementedError()
+
+
+def cosine_reference(T, s, max_beta):
+    betas = schedules.cosine_betas(T, s, max_beta)
+    return betas, torch.cumprod(1 - betas, dim=0)
+
+
+CASES = {  # check: (reference, a wrong answer, a stub); wrong answers are mistakes students make
+    "check_add_noise": (train.add_noise, lambda x, sigma, g: x + sigma * torch.randn_like(x), stub),
+    "check_res_block": (ReferenceResBlock, NoSkipResBlock, StubResBlock),
+    "check_denoiser_loss": (
+        lambda model, x0, y, g, sigma: train.denoiser_loss(model, x0, y, g, sigma=sigma),
+        lambda model, x0, y, g, sigma: (model(train.add_noise(x0, sigma, g)) - x0).pow(2).sum(),
+        stub,
+    ),
+    "check_q_sample": (
+        lambda schedule, x0, t, eps: schedule.q_sample(x0, t, eps),
+        lambda schedule, x0, t, eps: (schedule.alpha_bar[t].view(-1, 1, 1, 1) * x0
+                                      + (1 - schedule.alpha_bar[t]).view(-1, 1, 1, 1) * eps),  # no square roots
+        stub,
+    ),
+    "check_cosine_schedule": (
+        cosine_reference,
+        lambda T, s, max_beta: (schedules.cosine_betas(T, s, 1.0),  # not clipped
+                                torch.cumprod(1 - schedules.cosine_betas(T, s, 1.0), dim=0)),
+        stub,
+    ),
+    "check_ddpm_step": (
+        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0],
+        # noise added at the last step too
+        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0]
+        + (0.01 * noise if t == 0 else 0),
+        stub,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_check_passes_the_reference(name, capsys):
+    getattr(checks, name)(CASES[name][0])
+    assert capsys.readouterr().out.startswith("PASS ")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_check_rejects_a_wrong_answer(name):
+    with pytest.raises(ExerciseError, match=r"Exercise '\w+'.*case \d"):
+        getattr(checks, name)(CASES[name][1])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_check_says_a_stub_is_not_done(name):
+    with pytest.raises(ExerciseError, match="is not done yet"):
+        getattr(checks, name)(CASES[name][2])
+
+
+def test_res_block_check_names_the_parameters():
+    with pytest.raises(ExerciseError, match="parameters must be named like unet.ResBlock"):
+        checks.check_res_block(RenamedResBlock)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_checks_leave_the_global_rng_alone(name):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    getattr(checks, name)(CASES[name][0])
+    assert torch.equal(torch.rand(3), expected)
