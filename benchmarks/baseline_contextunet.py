@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from diffusionlab.train import check_budget
+
 # the published settings
 N_FEAT = 128
 N_CLASSES = 10
@@ -210,12 +212,7 @@ def train_baseline(ddpm: BaselineDDPM, images: torch.Tensor, labels: torch.Tenso
     on_step(step) is called after every optimizer step (the benchmark times steps with it).
     Returns {"steps": ..., "loss": [...], "seconds": ...}.
     """
-    if steps is None and minutes is None:
-        raise ValueError("give a training budget: steps=... or minutes=...")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if minutes is not None and minutes <= 0:
-        raise ValueError(f"minutes must be positive, got {minutes}")
+    check_budget(steps, minutes)
     device = ddpm.sqrtab.device
     if len(images) < batch_size:
         raise ValueError(f"batch_size {batch_size} is larger than the {len(images)} training images")

@@ -73,6 +73,16 @@ def _step_generator(seed: int, step: int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
 
 
+def check_budget(steps: int | None, minutes: float | None) -> None:
+    """A training budget is `steps`, `minutes` or both; say clearly what is wrong with a bad one."""
+    if steps is None and minutes is None:
+        raise ValueError("give a training budget: steps=... or minutes=...")
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"minutes must be positive, got {minutes}")
+
+
 _orders: dict = {}
 
 
@@ -118,12 +128,7 @@ def train(
     stop_after:  stop abruptly after this many steps, without a final save, as a crash would (tests)
     Returns (ema_model, history) with history = {"step": [...], "loss": [...]} for a loss curve.
     """
-    if steps is None and minutes is None:
-        raise ValueError("give a training budget: steps=... or minutes=...")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if minutes is not None and minutes <= 0:
-        raise ValueError(f"minutes must be positive, got {minutes}")
+    check_budget(steps, minutes)
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"{len(images)} images but {len(labels)} labels")
     device = next(model.parameters()).device
