@@ -85,6 +85,12 @@ class DiffusionModel:
         self.unet.to(device)
         return self
 
+    def autocast(self, enabled: bool = True):
+        """A `with` context that runs the network in bf16/fp16 where that is faster (`utils.autocast_dtype`);
+        the samplers' arithmetic stays in float32. `sample` uses it; wrap the editing functions in it."""
+        dtype = autocast_dtype(self.device) if enabled else None
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
     def eps_fn(self, y=None, guidance_scale: float = 1.0, negative_y=None):
         """The eps_fn(x_t, t) the samplers call (with classifier-free guidance for the cond model)."""
         return guided_eps(self.unet, self.schedule, self.prediction, y, guidance_scale, negative_y)
@@ -109,14 +115,13 @@ class DiffusionModel:
         if labels is None and not self.unet.config.num_classes:
             guidance_scale = 1.0
         self.unet.eval()
-        dtype = autocast_dtype(self.device) if amp else None
         out = []
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))
             y = labels[sl] if labels is not None else None
             neg = negative_labels[sl] if negative_labels is not None else None
             fn = self.eps_fn(y, guidance_scale, neg)
-            with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with self.autocast(amp):
                 out.append(sample(fn, (sl.stop - sl.start, 1, 28, 28), self.schedule, sampler=sampler, steps=steps,
                                   eta=eta, generator=generator, device=self.device, progress=progress, **kwargs))
         return torch.cat(out)

@@ -43,6 +43,7 @@ def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
                          f"(the kernel radius {r} must be smaller than the image)")
     B, C, H, W = x.shape
     h = x.reshape(B * C, 1, H, W)
-    h = F.conv2d(F.pad(h, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))  # along rows
-    h = F.conv2d(F.pad(h, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))  # along columns
+    with torch.autocast(x.device.type, enabled=False):  # a filter, not a network: keep x's precision
+        h = F.conv2d(F.pad(h, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))  # along rows
+        h = F.conv2d(F.pad(h, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))  # along columns
     return h.reshape(B, C, H, W)

@@ -219,3 +219,187 @@ def make_ddim_explorer(model, n: int = 10, max_guidance: float = 10.0) -> Explor
         return {"images": x, "seconds": seconds}
 
     return Explorer(controls, draw)
+
+
+# --- Lesson 5: editing ----------------------------------------------------------------------------------
+
+NO_LABEL = 10  # the null class of the cond model: no condition
+CLASS_OPTIONS = [("no label", NO_LABEL)] + [(str(c), c) for c in range(10)]
+
+
+def _guided(model, labels, guidance_scale: float):
+    """eps_fn for `labels` (B,), with guidance only where there is a label to guide towards."""
+    return model.eps_fn(labels, guidance_scale if int(labels[0]) != NO_LABEL else 1.0)
+
+
+def read_uploads(value) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each file in a FileUpload's value, in ipywidgets 7.7's format (a dict
+    name -> {"content": bytes, ...}) and in 8's (a tuple of {"name", "content": memoryview, ...})."""
+    if isinstance(value, dict):
+        return [(name, bytes(f["content"])) for name, f in value.items()]
+    return [(f["name"], bytes(f["content"])) for f in value]
+
+
+def make_sdedit_explorer(model, images, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
+    """SDEdit: pick a source image (from `images` (N, 1, 28, 28)), a target class and the strength; `n`
+    edits from different noise are shown after the source. `last`: the edits (n, 1, 28, 28)."""
+    import torch
+
+    from .editing import sdedit
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False),
+        "target": W.Dropdown(options=CLASS_OPTIONS, value=8, description="target"),
+        "strength": W.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="strength",
+                                  continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(index, target, strength, seed):
+        x0 = images[index:index + 1].to(model.device).expand(n, -1, -1, -1)
+        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        with model.autocast():
+            x = sdedit(eps_fn, x0, model.schedule, strength, steps, generator=make_generator(seed, model.device))
+        name = "no label" if target == NO_LABEL else f"class {target}"
+        show_images(torch.cat([x0[:1], x]), nrow=n + 1, title=f"source | {n} edits towards {name}, strength {strength:g}")
+        return x
+
+    return Explorer(controls, draw)
+
+
+def make_upload_explorer(model, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
+    """SDEdit on a picture the student uploads (any size or mode: `data.load_image` turns it into a 28x28
+    digit). `last`: the edits (n, 1, 28, 28), or None before an upload or when the file is no image."""
+    import torch
+
+    from .data import load_image
+    from .editing import sdedit
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "upload": W.FileUpload(accept="image/*", multiple=False, description="your digit"),
+        "target": W.Dropdown(options=CLASS_OPTIONS, value=NO_LABEL, description="target"),
+        "strength": W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="strength",
+                                  continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(upload, target, strength, seed):
+        files = read_uploads(upload)
+        if not files:
+            print("Upload a picture of a digit (PNG or JPEG, any size; dark ink on light paper is fine).")
+            return None
+        name, content = files[-1]
+        try:
+            x0 = load_image(content).to(model.device).expand(n, -1, -1, -1)
+        except ValueError as err:
+            print(f"{name}: {err}")
+            return None
+        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        with model.autocast():
+            x = sdedit(eps_fn, x0, model.schedule, strength, steps, generator=make_generator(seed, model.device))
+        show_images(torch.cat([x0[:1], x]), nrow=n + 1, title=f"{name} as 28x28 | {n} edits, strength {strength:g}")
+        return x
+
+    return Explorer(controls, draw)
+
+
+def make_inpaint_explorer(model, images, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
+    """Inpainting: an image, a mask (the part the model repaints), a class for the new part, RePaint's
+    resampling and a seed. `last`: the results (n, 1, 28, 28)."""
+    import torch
+
+    from .editing import MASKS, inpaint, make_mask
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image", continuous_update=False),
+        "mask": W.Dropdown(options=[m for m in MASKS if m != "none"], value="top", description="repaint"),
+        "target": W.Dropdown(options=CLASS_OPTIONS, value=NO_LABEL, description="class"),
+        "resample": W.IntSlider(value=1, min=1, max=5, description="resample", continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(index, mask, target, resample, seed):
+        x_known = images[index:index + 1].to(model.device).expand(n, -1, -1, -1)
+        m = make_mask(mask).to(model.device)
+        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        with model.autocast():
+            x = inpaint(eps_fn, x_known, m, model.schedule, steps, sampler="ddpm", resample=resample,
+                        generator=make_generator(seed, model.device))
+        shown = x_known[:1] * (1 - m) + 0.0 * m  # the kept part, with the repainted part grey
+        show_images(torch.cat([x_known[:1], shown, x]), nrow=n + 2,
+                    title=f"image | kept part | {n} results (mask {mask}, resample {resample})")
+        return x
+
+    return Explorer(controls, draw)
+
+
+def make_anagram_explorer(model, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
+    """Visual anagrams: a view and two classes; the samples are shown as they are and through the view.
+    `last`: the samples (n, 1, 28, 28)."""
+    import torch
+
+    from .editing import VIEWS, anagram_eps, get_view
+    from .samplers import sample
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "view": W.Dropdown(options=[v for v in VIEWS if v != "identity"], value="rot180", description="view"),
+        "class_a": W.Dropdown(options=list(range(10)), value=6, description="as is"),
+        "class_b": W.Dropdown(options=list(range(10)), value=9, description="through view"),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(view, class_a, class_b, seed):
+        device = model.device
+        eps_fn = anagram_eps(model.eps_fn(torch.full((n,), class_a, device=device), guidance_scale),
+                             model.eps_fn(torch.full((n,), class_b, device=device), guidance_scale), view)
+        with model.autocast():
+            x = sample(eps_fn, (n, 1, 28, 28), model.schedule, steps=steps, generator=make_generator(seed, device),
+                       device=device, progress=False)
+        show_images(torch.cat([x, get_view(view)[0](x)]), nrow=n, row_labels=[f"as is: {class_a}", f"{view}: {class_b}"],
+                    title=f"anagrams {class_a} / {class_b}")
+        return x
+
+    return Explorer(controls, draw)
+
+
+def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
+    """Hybrid images: a class seen from afar (low frequencies), one seen up close (high frequencies) and
+    the blur that separates them. Shown large, and small (4x4 averaged: what a distant viewer sees).
+    `last`: the samples (n, 1, 28, 28)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .editing import hybrid_eps
+    from .samplers import sample
+    from .utils import make_generator
+    from .viz import show_images
+
+    controls = {
+        "far": W.Dropdown(options=list(range(10)), value=1, description="from afar"),
+        "near": W.Dropdown(options=list(range(10)), value=7, description="up close"),
+        "sigma_px": W.FloatSlider(value=2.0, min=0.5, max=4.0, step=0.25, description="blur σ (px)",
+                                  continuous_update=False),
+        "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
+    }
+
+    def draw(far, near, sigma_px, seed):
+        device = model.device
+        eps_fn = hybrid_eps(model.eps_fn(torch.full((n,), far, device=device), guidance_scale),
+                            model.eps_fn(torch.full((n,), near, device=device), guidance_scale), sigma_px)
+        with model.autocast():
+            x = sample(eps_fn, (n, 1, 28, 28), model.schedule, steps=steps, generator=make_generator(seed, device),
+                       device=device, progress=False)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 1.9), gridspec_kw={"width_ratios": [4, 1]})
+        show_images(x, nrow=n, ax=ax1, title=f"up close: {near}")
+        show_images(F.avg_pool2d(x, 4), nrow=n, ax=ax2, title=f"from afar: {far}")
+        return x
+
+    return Explorer(controls, draw)

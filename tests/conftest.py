@@ -1,3 +1,9 @@
+import os
+
+# Notebooks and lessons run in fast mode under pytest, also on a machine with a GPU: the stored outputs
+# were made in fast mode, and CI must stay short. The Jupyter kernels that nbval starts inherit this.
+os.environ.setdefault("DIFFUSIONLAB_MODE", "fast")
+
 import pytest
 import torch
 

@@ -1,0 +1,110 @@
+"""The widgets of lesson 5, driven headlessly: render, move a control, the picture changes."""
+
+import io
+from datetime import datetime, timezone
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import ipywidgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffusionlab import course, widgets
+from diffusionlab.schedules import NoiseSchedule
+from diffusionlab.unet import UNet, UNetConfig
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    unet = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=10)).eval()
+    torch.nn.init.normal_(unet.out[-1].weight, std=0.3)  # untrained, but not the zero output of a fresh UNet
+    return course.DiffusionModel("cond", unet, NoiseSchedule(1000, "cosine"))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+IMAGES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+
+def changes(explorer, name, value):
+    before = explorer.render()
+    explorer.controls[name].value = value  # the observer redraws
+    after = explorer.last
+    return before is not after and not torch.equal(before, after)
+
+
+@pytest.mark.parametrize("name, value", [("index", 2), ("target", 3), ("strength", 0.9), ("seed", 5)])
+def test_sdedit_explorer(model, name, value):
+    explorer = widgets.make_sdedit_explorer(model, IMAGES, n=2, steps=4)
+    assert changes(explorer, name, value)
+    assert explorer.last.shape == (2, 1, 28, 28)
+
+
+def test_sdedit_explorer_strength_0_shows_the_source(model):
+    explorer = widgets.make_sdedit_explorer(model, IMAGES, n=2, steps=4)
+    explorer.controls["strength"].value = 0.0
+    assert torch.equal(explorer.last, IMAGES[:1].expand(2, -1, -1, -1))
+
+
+@pytest.mark.parametrize("name, value", [("index", 1), ("mask", "center"), ("target", 5), ("resample", 2), ("seed", 3)])
+def test_inpaint_explorer(model, name, value):
+    explorer = widgets.make_inpaint_explorer(model, IMAGES, n=2, steps=4)
+    assert changes(explorer, name, value)
+    bottom = explorer.last[..., 14:, :]
+    if explorer.controls["mask"].value == "top":
+        assert torch.equal(bottom, IMAGES[explorer.controls["index"].value, None, :, 14:, :].expand_as(bottom))
+
+
+@pytest.mark.parametrize("name, value", [("view", "flip_vertical"), ("class_a", 1), ("class_b", 2), ("seed", 7)])
+def test_anagram_explorer(model, name, value):
+    explorer = widgets.make_anagram_explorer(model, n=2, steps=4)
+    assert changes(explorer, name, value)
+
+
+@pytest.mark.parametrize("name, value", [("far", 4), ("near", 0), ("sigma_px", 3.0), ("seed", 7)])
+def test_hybrid_explorer(model, name, value):
+    explorer = widgets.make_hybrid_explorer(model, n=2, steps=4)
+    assert changes(explorer, name, value)
+
+
+def png_bytes(mode="RGB", size=(90, 60)):
+    array = np.full((size[1], size[0], 3), 255, dtype=np.uint8)
+    array[10:50, 40:48] = 0  # a dark "1" on white paper
+    buffer = io.BytesIO()
+    Image.fromarray(array).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload_value(name, content):
+    """A FileUpload value in the installed ipywidgets' format (7.x: dict; 8.x: tuple of dicts)."""
+    if ipywidgets.__version__.startswith("7"):
+        return {name: {"metadata": {"name": name}, "content": content}}
+    return ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime.now(timezone.utc)},)
+
+
+def test_read_uploads_reads_both_ipywidgets_formats():
+    content = png_bytes()
+    assert widgets.read_uploads({"a.png": {"metadata": {}, "content": content}}) == [("a.png", content)]
+    assert widgets.read_uploads(({"name": "a.png", "content": memoryview(content)},)) == [("a.png", content)]
+    assert widgets.read_uploads(()) == [] and widgets.read_uploads({}) == []
+
+
+def test_upload_explorer_converts_any_picture_and_explains_a_bad_file(model, capsys):
+    explorer = widgets.make_upload_explorer(model, n=2, steps=4)
+    assert explorer.render() is None and "Upload a picture" in capsys.readouterr().out
+    explorer.controls["upload"].value = upload_value("photo.png", png_bytes("RGB", (90, 60)))
+    assert explorer.last.shape == (2, 1, 28, 28)
+    explorer.controls["upload"].value = upload_value("notes.txt", b"not an image")
+    assert explorer.last is None
+    assert "notes.txt: Could not read the uploaded data as an image" in capsys.readouterr().out
