@@ -129,7 +129,8 @@ def load_image(source, size: int = 28, invert: bool | None = None) -> torch.Tens
             img.load()
         except (UnidentifiedImageError, OSError) as err:
             name = "the uploaded data" if isinstance(source, (bytes, bytearray)) else repr(str(source))
-            raise ValueError(f"Could not read {name} as an image ({err}). Use a PNG, JPEG or similar file.") from None
+            why = "it is not in an image format PIL knows" if isinstance(err, UnidentifiedImageError) else str(err)
+            raise ValueError(f"Could not read {name} as an image ({why}). Use a PNG, JPEG or similar file.") from None
     if img.mode in ("RGBA", "LA", "P"):  # paint transparent pixels white, like paper
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))

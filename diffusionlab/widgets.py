@@ -385,7 +385,7 @@ def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
     controls = {
         "far": W.Dropdown(options=list(range(10)), value=1, description="from afar"),
         "near": W.Dropdown(options=list(range(10)), value=7, description="up close"),
-        "sigma_px": W.FloatSlider(value=2.0, min=0.5, max=4.0, step=0.25, description="blur σ (px)",
+        "sigma_px": W.FloatSlider(value=1.5, min=0.5, max=4.0, step=0.25, description="blur σ (px)",
                                   continuous_update=False),
         "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
     }
