@@ -97,12 +97,13 @@ class DiffusionModel:
 
     @torch.no_grad()
     def sample(self, n: int = 16, labels=None, guidance_scale: float = DEFAULT_GUIDANCE, sampler: str = "ddim",
-               steps: int = 50, eta: float = 0.0, negative_labels=None, generator=None, batch_size: int = 128,
+               steps: int = 50, eta: float = 0.0, negative_labels=None, generator=None, batch_size: int | None = None,
                amp: bool = True, progress: bool = True, **kwargs) -> torch.Tensor:
         """n images (n, 1, 28, 28) in [-1, 1]. labels: (n,) classes for the cond model, or None.
 
-        Images are made `batch_size` at a time (measured fastest on a 2-core CPU); amp runs the network
-        in bf16/fp16 where that is faster (`utils.autocast_dtype`), the sampler itself in float32.
+        Images are made `batch_size` at a time: by default 64 on a CPU (on a 2-core Xeon 64 was about 20% faster
+        than 128 and 32, as the activations stay in cache) and 1024 on a GPU. amp runs the network in bf16/fp16
+        where that is faster (`utils.autocast_dtype`), the sampler itself in float32.
         """
         if self.schedule is None:
             raise ValueError(f"the {self.name!r} model is a one-step denoiser, not a diffusion model: call it directly")
@@ -115,6 +116,7 @@ class DiffusionModel:
         if labels is None and not self.unet.config.num_classes:
             guidance_scale = 1.0
         self.unet.eval()
+        batch_size = batch_size or (64 if self.device.type == "cpu" else 1024)
         out = []
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))

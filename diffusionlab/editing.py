@@ -35,6 +35,7 @@ import math
 from typing import Callable
 
 import torch
+from tqdm.auto import tqdm
 
 from .filters import gaussian_blur
 from .samplers import SAMPLERS, _alpha_bar, ddim_step, ddim_timesteps, ddpm_step, sample
@@ -180,7 +181,7 @@ def inpaint(eps_fn: EpsFn, x_known: torch.Tensor, mask: torch.Tensor, schedule: 
         raise ValueError(f"resample must be an integer >= 1 (1: no resampling jumps), got {resample!r}")
     timesteps = ddim_timesteps(schedule.T, steps, spacing)
     x = torch.randn(x_known.shape, generator=generator, device=x_known.device, dtype=x_known.dtype)
-    for i, t in enumerate(timesteps):
+    for i, t in enumerate(tqdm(timesteps, desc="inpainting", disable=not progress, leave=False)):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         for r in range(resample if t_prev >= 0 else 1):
             if r > 0:
@@ -191,8 +192,6 @@ def inpaint(eps_fn: EpsFn, x_known: torch.Tensor, mask: torch.Tensor, schedule: 
             else:
                 x_model, _ = ddim_step(schedule, eps, t, t_prev, x, eta, generator=generator)
             x = inpaint_replace(schedule, x_model, x_known, mask, t_prev, generator)
-        if progress:
-            print(f"\rinpainting: step {i + 1}/{len(timesteps)}", end="")
     return x.clamp(-1, 1)
 
 
