@@ -76,3 +76,17 @@ def test_benchmark_quick_throughput_prints_the_table(tmp_path):
         assert f"| {name}" in printed, printed
     assert "6.59 M" in printed  # the baseline's parameter count, next to ours
     assert "Training throughput" in out.read_text()
+
+
+def test_prediction_comparison_smoke_run(tmp_path):
+    out = tmp_path / "pred.md"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "prediction.py"), "--steps", "2", "--n-samples", "10",
+         "--predictions", "eps,v", "--device", "cpu", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| eps | 2 |" in run.stdout and "| v | 2 |" in run.stdout and "FD floor" in run.stdout
+    assert "eps, v or x0 prediction" in out.read_text()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prediction.py"), "--steps", "2",
+                          "--predictions", "eps,score"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--predictions takes a comma-separated list" in bad.stderr
