@@ -227,9 +227,22 @@ NO_LABEL = 10  # the null class of the cond model: no condition
 CLASS_OPTIONS = [("no label", NO_LABEL)] + [(str(c), c) for c in range(10)]
 
 
-def _guided(model, labels, guidance_scale: float):
-    """eps_fn for `labels` (B,), with guidance only where there is a label to guide towards."""
-    return model.eps_fn(labels, guidance_scale if int(labels[0]) != NO_LABEL else 1.0)
+def _label_eps(model, label: int, n: int, guidance_scale: float):
+    """eps_fn for n images of class `label`, guided; NO_LABEL: unconditional, without guidance."""
+    import torch
+
+    y = torch.full((n,), label, device=model.device)
+    return model.eps_fn(y, guidance_scale if label != NO_LABEL else 1.0)
+
+
+def _sample_from(model, eps_fn, n: int, steps: int, seed: int):
+    """n images from noise with DDIM and `eps_fn`, the network in mixed precision (as `model.sample`)."""
+    from .samplers import sample
+    from .utils import make_generator
+
+    with model.autocast():
+        return sample(eps_fn, (n, 1, 28, 28), model.schedule, steps=steps,
+                      generator=make_generator(seed, model.device), device=model.device, progress=False)
 
 
 def read_uploads(value) -> list[tuple[str, bytes]]:
@@ -259,7 +272,7 @@ def make_sdedit_explorer(model, images, n: int = 6, steps: int = 25, guidance_sc
 
     def draw(index, target, strength, seed):
         x0 = images[index:index + 1].to(model.device).expand(n, -1, -1, -1)
-        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        eps_fn = _label_eps(model, target, n, guidance_scale)
         with model.autocast():
             x = sdedit(eps_fn, x0, model.schedule, strength, steps, generator=make_generator(seed, model.device))
         name = "no label" if target == NO_LABEL else f"class {target}"
@@ -298,7 +311,7 @@ def make_upload_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
         except ValueError as err:
             print(f"{name}: {err}")
             return None
-        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        eps_fn = _label_eps(model, target, n, guidance_scale)
         with model.autocast():
             x = sdedit(eps_fn, x0, model.schedule, strength, steps, generator=make_generator(seed, model.device))
         show_images(torch.cat([x0[:1], x]), nrow=n + 1, title=f"{name} as 28x28 | {n} edits, strength {strength:g}")
@@ -327,11 +340,11 @@ def make_inpaint_explorer(model, images, n: int = 6, steps: int = 25, guidance_s
     def draw(index, mask, target, resample, seed):
         x_known = images[index:index + 1].to(model.device).expand(n, -1, -1, -1)
         m = make_mask(mask).to(model.device)
-        eps_fn = _guided(model, torch.full((n,), target, device=model.device), guidance_scale)
+        eps_fn = _label_eps(model, target, n, guidance_scale)
         with model.autocast():
             x = inpaint(eps_fn, x_known, m, model.schedule, steps, sampler="ddpm", resample=resample,
                         generator=make_generator(seed, model.device))
-        shown = x_known[:1] * (1 - m) + 0.0 * m  # the kept part, with the repainted part grey
+        shown = x_known[:1] * (1 - m)  # the kept part; the repainted part is 0, mid-grey
         show_images(torch.cat([x_known[:1], shown, x]), nrow=n + 2,
                     title=f"image | kept part | {n} results (mask {mask}, resample {resample})")
         return x
@@ -345,8 +358,6 @@ def make_anagram_explorer(model, n: int = 6, steps: int = 25, guidance_scale: fl
     import torch
 
     from .editing import VIEWS, anagram_eps, get_view
-    from .samplers import sample
-    from .utils import make_generator
     from .viz import show_images
 
     controls = {
@@ -357,12 +368,9 @@ def make_anagram_explorer(model, n: int = 6, steps: int = 25, guidance_scale: fl
     }
 
     def draw(view, class_a, class_b, seed):
-        device = model.device
-        eps_fn = anagram_eps(model.eps_fn(torch.full((n,), class_a, device=device), guidance_scale),
-                             model.eps_fn(torch.full((n,), class_b, device=device), guidance_scale), view)
-        with model.autocast():
-            x = sample(eps_fn, (n, 1, 28, 28), model.schedule, steps=steps, generator=make_generator(seed, device),
-                       device=device, progress=False)
+        eps_fn = anagram_eps(_label_eps(model, class_a, n, guidance_scale), _label_eps(model, class_b, n, guidance_scale),
+                             view)
+        x = _sample_from(model, eps_fn, n, steps, seed)
         show_images(torch.cat([x, get_view(view)[0](x)]), nrow=n, row_labels=[f"as is: {class_a}", f"{view}: {class_b}"],
                     title=f"anagrams {class_a} / {class_b}")
         return x
@@ -378,8 +386,6 @@ def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
     import torch.nn.functional as F
 
     from .editing import hybrid_eps
-    from .samplers import sample
-    from .utils import make_generator
     from .viz import show_images
 
     controls = {
@@ -391,12 +397,9 @@ def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
     }
 
     def draw(far, near, sigma_px, seed):
-        device = model.device
-        eps_fn = hybrid_eps(model.eps_fn(torch.full((n,), far, device=device), guidance_scale),
-                            model.eps_fn(torch.full((n,), near, device=device), guidance_scale), sigma_px)
-        with model.autocast():
-            x = sample(eps_fn, (n, 1, 28, 28), model.schedule, steps=steps, generator=make_generator(seed, device),
-                       device=device, progress=False)
+        eps_fn = hybrid_eps(_label_eps(model, far, n, guidance_scale), _label_eps(model, near, n, guidance_scale),
+                            sigma_px)
+        x = _sample_from(model, eps_fn, n, steps, seed)
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 1.9), gridspec_kw={"width_ratios": [4, 1]})
         show_images(x, nrow=n, ax=ax1, title=f"up close: {near}")
         show_images(F.avg_pool2d(x, 4), nrow=n, ax=ax2, title=f"from afar: {far}")

@@ -1,4 +1,4 @@
-"""The widgets of lesson 5, driven headlessly: render, move a control, the picture changes."""
+"""The widgets of lessons 3 to 5, driven headlessly: render, move a control, the picture changes."""
 
 import io
 from datetime import datetime, timezone
@@ -33,14 +33,37 @@ def _close_figures():
     plt.close("all")
 
 
-IMAGES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
-
-
-def changes(explorer, name, value):
+def changes(explorer, name, value, key=None):
     before = explorer.render()
     explorer.controls[name].value = value  # the observer redraws
     after = explorer.last
-    return before is not after and not torch.equal(before, after)
+    pick = (lambda r: r[key]) if key else (lambda r: r)
+    return before is not after and not torch.equal(pick(before), pick(after))
+
+
+@pytest.mark.parametrize("name, value", [("digit", 7), ("guidance_scale", 6.0), ("seed", 5)])
+def test_guidance_explorer(model, name, value):
+    explorer = widgets.make_guidance_explorer(model, n=2, steps=3)
+    assert changes(explorer, name, value)
+    assert explorer.last.shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("name, value", [("steps", 5), ("eta", 1.0), ("guidance_scale", 6.0), ("seed", 5)])
+def test_ddim_explorer(model, name, value):
+    explorer = widgets.make_ddim_explorer(model, n=2)
+    explorer.controls["steps"].value = 2
+    assert changes(explorer, name, value, key="images")
+    assert explorer.last["images"].shape == (2, 1, 28, 28) and explorer.last["seconds"] > 0
+
+
+def test_ddim_explorer_steps_are_valid_sampler_settings():
+    choices = widgets.DDIM_STEP_CHOICES
+    assert choices[0] >= 1 and choices[-1] == 1000 and list(choices) == sorted(choices)
+
+
+# --- Lesson 5 ---
+
+IMAGES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
 
 @pytest.mark.parametrize("name, value", [("index", 2), ("target", 3), ("strength", 0.9), ("seed", 5)])
