@@ -3,7 +3,8 @@
 Three sections (`--sections`, all by default):
 
   throughput  training images/s of each course model (`course.RECIPES`: denoiser, ddpm, cond), trained
-              by the course's own loop (`train.train`: its losses, AdamW, EMA, mixed precision), and of
+              by the course's own loop (`train.train`: its losses, AdamW, EMA, mixed precision), of cond
+              once more with its network compiled by torch.compile (`--no-compile` leaves it out), and of
               the baseline, Tea Pearce's conditional-MNIST ContextUnet + DDPM (2022, see
               `baseline_contextunet.py`), with its published recipe. Both run with the course's mixed
               precision (`utils.autocast_dtype`; `--no-amp`: fp32). The first `--warmup-steps` steps
@@ -16,7 +17,11 @@ Three sections (`--sections`, all by default):
               (FD) in its feature space against the MNIST test set, beside the FD of as many real
               held-out images (the floor a perfect generator would reach).
   sampling    time and quality of sampling our `cond` model (guided): DDPM with all 1000 steps and DDIM
-              with 10, 20 and 50 steps, from the shipped checkpoint (or `--sample-checkpoint`).
+              with 10, 20 and 50 steps, from the shipped checkpoint (or `--sample-checkpoint`); then the
+              DDIM runs again with the network compiled (`DiffusionModel.compile`, torch.compile), each
+              right after its uncompiled run so the two meet the same machine load. The time compiling
+              takes is printed apart; a new batch size (the last, smaller batch) compiles again inside
+              the first compiled run. `--no-compile` and `--no-ddpm` leave those runs out.
 
     python benchmarks/benchmark.py --out benchmarks/RESULTS.md        # everything; see the cost below
     python benchmarks/benchmark.py --quick                            # a smoke test with tiny budgets
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 from datetime import datetime
@@ -139,32 +145,37 @@ def course_loss(name: str):
 
 
 def steps_per_second(stamps: list[float], warmup: int) -> float:
-    """stamps[k]: the time at which step k began; the steps after the first `warmup`, per second."""
+    """stamps[k]: the time at which step k began. Steps per second after the first `warmup`, from the
+    median step time: a moment of load from another process slows a few steps, not the median."""
     timed = stamps[warmup:]
     if len(timed) < 2:
         raise ValueError(f"need at least 2 time stamps after {warmup} warm-up steps, got {len(timed)}")
-    return (len(timed) - 1) / (timed[-1] - timed[0])
+    return 1 / statistics.median(b - a for a, b in zip(timed, timed[1:]))
 
 
-def throughput_ours(name: str, images, labels, device, amp: bool, warmup: int, steps: int, seed: int) -> dict:
-    """Images/s of `train.train` on course model `name`, timed from the start of each step's loss."""
+def throughput_ours(name: str, images, labels, device, amp: bool, warmup: int, steps: int, seed: int,
+                    compiled: bool = False) -> dict:
+    """Images/s of `train.train` on course model `name`, timed from the start of each step's loss.
+    compiled: the loss calls the network through torch.compile (compiled in the first, untimed step)."""
     recipe = course.check_name(name)
     loss_fn, _ = course_loss(name)
     stamps: list[float] = []
 
     def timed_loss(model, x0, y, g):
         stamps.append(time.perf_counter())  # train() reads loss.item() every step: the device is in sync here
-        return loss_fn(model, x0, y, g)
+        return loss_fn(net, x0, y, g)
 
     torch.manual_seed(seed)
     unet = course.build(name).to(device)
+    net = torch.compile(unet) if compiled else unet  # the same parameters: train() updates them either way
     # warmup + steps timed intervals need warmup + steps + 1 stamps
     train(unet, timed_loss, images, labels if recipe.config.num_classes else None, steps=warmup + steps + 1,
           batch_size=recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup, ema_decay=recipe.ema_decay, seed=seed,
           amp=None if amp else False, progress=False)
     rate = steps_per_second(stamps, warmup)
-    return {"model": name, "params": count_parameters(unet), "batch": recipe.batch_size,
-            "img_s": rate * recipe.batch_size, "ms_step": 1000 / rate}
+    return {"model": name + (", compiled" if compiled else ""), "params": count_parameters(unet),
+            "batch": recipe.batch_size, "img_s": rate * recipe.batch_size, "ms_step": 1000 / rate,
+            "first_step_s": stamps[1] - stamps[0]}
 
 
 def throughput_baseline(images01, labels, device, dtype, warmup: int, steps: int, seed: int) -> dict:
@@ -188,6 +199,13 @@ def section_throughput(args, device, dtype) -> str:
         note(f"[throughput] {name}: {args.warmup_steps} warm-up + {args.throughput_steps} timed steps")
         rows.append(throughput_ours(name, images, labels, device, args.amp, args.warmup_steps,
                                     args.throughput_steps, args.seed))
+    compile_text = ""
+    if args.compile and args.warmup_steps > 0:
+        note(f"[throughput] cond, compiled: {args.warmup_steps} warm-up + {args.throughput_steps} timed steps")
+        rows.append(throughput_ours("cond", images, labels, device, args.amp, args.warmup_steps,
+                                    args.throughput_steps, args.seed, compiled=True))
+        compile_text = (f"\n\n`cond, compiled`: the network called through torch.compile; its first step, "
+                        f"compiling forward and backward, took {rows[-1]['first_step_s']:.1f} s.")
     note(f"[throughput] baseline: {args.warmup_steps} warm-up + {args.throughput_steps} timed steps")
     rows.append(throughput_baseline((images + 1) / 2, labels, device, dtype, args.warmup_steps,
                                     args.throughput_steps, args.seed))
@@ -195,8 +213,8 @@ def section_throughput(args, device, dtype) -> str:
     body = [[r["model"], fmt_params(r["params"]), r["batch"], f"{r['ms_step']:.1f}", fmt_rate(r["img_s"]),
              f"{r['img_s'] / base:.1f}x"] for r in rows]
     return (f"### Training throughput ({plural(args.throughput_steps, 'step')} timed after "
-            f"{plural(args.warmup_steps, 'warm-up step')}, {precision_name(dtype)})\n\n"
-            + table(["model", "parameters", "batch", "ms / step", "images / s", "vs baseline"], body))
+            f"{plural(args.warmup_steps, 'warm-up step')}, median step time, {precision_name(dtype)})\n\n"
+            + table(["model", "parameters", "batch", "ms / step", "images / s", "vs baseline"], body) + compile_text)
 
 
 # ---------------------------------------------------------------------------------------------- quality
@@ -297,19 +315,44 @@ def sampling_model(args, device, trained: dict):
 def section_sampling(args, device, dtype, scorer, trained: dict) -> str:
     model, source = sampling_model(args, device, trained)
     n = args.n_samples
+    compiled, compile_text = None, ""
+    if args.compile:
+        note("[sampling] compiling the network (torch.compile)")
+        compiled, _ = sampling_model(args, device, trained)
+        start = time.perf_counter()
+        compiled.compile()
+        compile_s = time.perf_counter() - start
+        if compiled.compiled is None:
+            compiled, compile_text = None, " torch.compile did not work on this machine (see the warning)."
+        else:
+            compile_text = (f" Compiling the network before the first compiled run took {compile_s:.1f} s (with "
+                            "whatever torch's on-disk compile cache held); the first compiled run includes one "
+                            "more compile, for the last, smaller batch.")
     rows = []
     for sampler, steps in SAMPLING_RUNS:
+        if sampler == "ddpm" and not args.ddpm:
+            continue
         if sampler == "ddpm" and args.quick:
             steps = args.quick_ddpm_steps
-        note(f"[sampling] {sampler} {steps} steps, {n} images")
-        x, seconds = sample_ours(model, n, sampler, steps, args.seed, args.amp)
-        s = scorer.score(x, cycling_labels(n))
         name = f"{sampler.upper()} {steps}" + (" (quick; full run: 1000)" if sampler == "ddpm" and args.quick else "")
-        rows.append([name, f"{seconds:.1f}", fmt_rate(n / seconds), fmt_acc(s["accuracy"]), f"{s['fd']:.2f}"])
+        for net, m in (("eager", model), ("compiled", compiled)):
+            if m is None or (net == "compiled" and sampler == "ddpm"):
+                continue
+            times = []
+            for r in range(1 if sampler == "ddpm" else args.repeats):
+                note(f"[sampling] {sampler} {steps} steps, {n} images, {net}" + (f", run {r + 1}" if r else ""))
+                x, seconds = sample_ours(m, n, sampler, steps, args.seed, args.amp)  # the same images each run
+                times.append(seconds)
+            s = scorer.score(x, cycling_labels(n))
+            seconds = statistics.median(times)
+            spread = f" ({min(times):.1f}-{max(times):.1f})" if len(times) > 1 else ""
+            rows.append([name, net, f"{seconds:.1f}{spread}", fmt_rate(n / seconds), fmt_acc(s["accuracy"]),
+                         f"{s['fd']:.2f}"])
+    repeats = f"; DDIM seconds: median (min-max) of {args.repeats} runs" if args.repeats > 1 else ""
     return (f"### Sampling {n} images from cond ({source}, guidance scale {course.DEFAULT_GUIDANCE:g}, "
-            f"{precision_name(dtype)})\n\n"
-            + table(["sampler, steps", "seconds", "images / s", "accuracy", "FD"], rows)
-            + f"\n\nFD floor ({n} real held-out images): {scorer.floor(n):.2f}.")
+            f"{precision_name(dtype)}, batches of {course.default_batch_size(device)}{repeats})\n\n"
+            + table(["sampler, steps", "network", "seconds", "images / s", "accuracy", "FD"], rows)
+            + f"\n\nFD floor ({n} real held-out images): {scorer.floor(n):.2f}.{compile_text}")
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -331,6 +374,12 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
     p.add_argument("--no-amp", dest="amp", action="store_false",
                    help="fp32 everywhere (default: the course's mixed precision, for both models)")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="leave out the compiled runs (training throughput and sampling)")
+    p.add_argument("--no-ddpm", dest="ddpm", action="store_false",
+                   help="sampling section: leave out DDPM with 1000 steps (about 11 min on a 2-core CPU)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="sampling section: time each DDIM run this many times and print the median (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="a smoke test: 0.05-minute budgets, 50 samples (10 from the baseline), 1+2 training steps, "
@@ -357,7 +406,7 @@ def parse_args(argv=None):
         p.error(f"--minutes takes comma-separated numbers such as 1,3,10; got {args.minutes!r}")
     if any(not m > 0 for m in args.minutes):
         p.error(f"--minutes must all be positive, got {args.minutes}")
-    for key, least in (("n_samples", 2), ("baseline_samples", 2), ("throughput_steps", 1)):
+    for key, least in (("n_samples", 2), ("baseline_samples", 2), ("throughput_steps", 1), ("repeats", 1)):
         if getattr(args, key) < least:
             p.error(f"--{key.replace('_', '-')} must be at least {least}, got {getattr(args, key)}")
     if args.warmup_steps < 0:

@@ -78,6 +78,19 @@ def test_benchmark_quick_throughput_prints_the_table(tmp_path):
     assert "Training throughput" in out.read_text()
 
 
+def test_benchmark_quick_sampling_eager_and_compiled(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "benchmark.py"), "--quick", "--sections", "sampling", "--no-ddpm",
+         "--n-samples", "10", "--repeats", "2", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    printed = run.stdout
+    assert "median (min-max) of 2 runs" in printed
+    for steps in (10, 20, 50):
+        assert f"| DDIM {steps}        | eager    |" in printed and f"| DDIM {steps}        | compiled |" in printed
+    assert "DDPM" not in printed and "Compiling the network before the first compiled run took" in printed
+
+
 def test_prediction_comparison_smoke_run(tmp_path):
     out = tmp_path / "pred.md"
     run = subprocess.run(
