@@ -102,7 +102,7 @@ class DiffusionModel:
     def compile(self, batch_size: int | None = None) -> "DiffusionModel":
         """Compile the network with `torch.compile` for faster sampling, and compile it now.
 
-        On the 2-core CPU of benchmarks/RESULTS.md compiled sampling is about 1.3x faster; compiling takes
+        On the 2-core CPU of benchmarks/RESULTS.md compiled sampling was 1.2-1.3x faster; compiling takes
         20-30 s the first time and 2-3 s once torch's on-disk cache has it, and again for each new batch
         size. (Training is not compiled: it gained nothing there.) Where torch.compile cannot work (no C++
         compiler, an unsupported platform or Python), this warns and the model stays as it was.
