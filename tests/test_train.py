@@ -72,6 +72,7 @@ def test_checkpoint_errors(tmp_path):
         load_checkpoint(tmp_path / "broken.pt")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the file is a plain pickle, on purpose
 def test_checkpoint_refuses_pickled_code(tmp_path):
     import pickle
 
