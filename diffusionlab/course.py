@@ -110,6 +110,7 @@ class DiffusionModel:
         """
         if self.compiled is not None:
             return self
+        self.unet.eval()  # as `sample` runs it: the compiled code is specialised to the mode
         compiled = torch.compile(self.unet)
         cfg = self.unet.config
         b = batch_size or default_batch_size(self.device)
