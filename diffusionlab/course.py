@@ -153,6 +153,7 @@ class DiffusionModel:
         if labels is None and not self.unet.config.num_classes:
             guidance_scale = 1.0
         self.unet.eval()
+        cfg = self.unet.config
         batch_size = batch_size or default_batch_size(self.device)
         out = []
         for start in range(0, n, batch_size):
@@ -161,7 +162,8 @@ class DiffusionModel:
             neg = negative_labels[sl] if negative_labels is not None else None
             fn = self.eps_fn(y, guidance_scale, neg)
             with self.autocast(amp):
-                out.append(sample(fn, (sl.stop - sl.start, 1, 28, 28), self.schedule, sampler=sampler, steps=steps,
+                shape = (sl.stop - sl.start, cfg.out_channels, cfg.image_size, cfg.image_size)  # (B, 1, 28, 28)
+                out.append(sample(fn, shape, self.schedule, sampler=sampler, steps=steps,
                                   eta=eta, generator=generator, device=self.device, progress=progress, **kwargs))
         return torch.cat(out)
 
