@@ -34,8 +34,9 @@ DEFAULT_GUIDANCE = 2.0  # the guidance scale the course recommends for the `cond
 
 @dataclass
 class Recipe:
-    """How a course model is built and trained (widths, batch and precision chosen by measuring
-    throughput and sample quality on a 2-core CPU; `benchmarks/benchmark.py` repeats the measurements)."""
+    """How a course model is built and trained. Widths, attention, batch, learning rate, EMA, precision
+    and prediction were chosen by measuring sample quality per minute of training on a 2-core CPU;
+    `benchmarks/recipe.py` repeats the measurements (results in benchmarks/RESULTS.md)."""
 
     config: UNetConfig
     lr: float = 2e-3

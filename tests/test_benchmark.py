@@ -1,4 +1,4 @@
-"""The benchmark's baseline (Pearce's ContextUnet + DDPM) on tiny inputs, and the benchmark script's smoke run."""
+"""The benchmark's baseline (Pearce's ContextUnet + DDPM) on tiny inputs, and smoke runs of the benchmark scripts."""
 
 import subprocess
 import sys
@@ -91,15 +91,22 @@ def test_benchmark_quick_sampling_eager_and_compiled(tmp_path):
     assert "DDPM" not in printed and "Compiling the network before the first compiled run took" in printed
 
 
-def test_prediction_comparison_smoke_run(tmp_path):
-    out = tmp_path / "pred.md"
+def test_recipe_comparison_smoke_run(tmp_path):
+    out = tmp_path / "recipe.md"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "prediction.py"), "--steps", "2", "--n-samples", "10",
-         "--predictions", "eps,v", "--device", "cpu", "--out", str(out)],
+        [sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "--train-steps", "2", "--steps", "1",
+         "--n-samples", "10", "--variants", "course,v,fp32", "--device", "cpu", "--out", str(out)],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "| eps | 2 |" in run.stdout and "| v | 2 |" in run.stdout and "FD floor" in run.stdout
-    assert "eps, v or x0 prediction" in out.read_text()
-    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prediction.py"), "--steps", "2",
-                          "--predictions", "eps,score"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode != 0 and "--predictions takes a comma-separated list" in bad.stderr
+    printed = run.stdout
+    assert "| fp32 | NCHW |" in printed and "| fp32 | channels-last |" in printed
+    for row in ("| course | the course recipe | 376 k | 2 |", "| v | predict v | 376 k | 2 |",
+                "| fp32 | fp32, no mixed precision | 376 k | 2 |"):
+        assert row in printed, printed
+    assert "FD floor" in printed and "cond trained 2 steps per variant" in out.read_text()
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "--minutes", "1",
+                          "--variants", "course,score"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--variants takes a comma-separated list" in bad.stderr
+    no_budget = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "--sections", "quality"],
+                               capture_output=True, text=True, timeout=60)
+    assert no_budget.returncode != 0 and "needs a training budget" in no_budget.stderr
