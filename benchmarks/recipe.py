@@ -65,8 +65,8 @@ def section_step(args, device) -> str:
     """Median ms per training step of `cond`, for each precision and memory layout, taking turns."""
     schedule = NoiseSchedule(**COURSE.schedule)
     dtype = autocast_dtype(device)
-    settings = [(p, layout) for p in (["fp32"] + ([str(dtype).split(".")[-1]] if dtype else []))
-                for layout in ("NCHW", "channels-last")]
+    precisions = ["fp32", "bfloat16" if dtype == torch.bfloat16 else "float16"] if dtype else ["fp32"]
+    settings = [(p, layout) for p in precisions for layout in ("NCHW", "channels-last")]
     g = torch.Generator().manual_seed(args.seed)
     x0 = torch.randn(COURSE.batch_size, 1, 28, 28, generator=g).to(device)
     y = torch.randint(0, 10, (COURSE.batch_size,), generator=g).to(device)
