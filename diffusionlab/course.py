@@ -104,7 +104,7 @@ class DiffusionModel:
         """Compile the network with `torch.compile` for faster sampling, and compile it now.
 
         On the 2-core CPU of benchmarks/RESULTS.md compiled sampling was 1.2-1.3x faster; compiling takes
-        20-30 s the first time and 1-4 s once torch's on-disk cache has it, and again for each new batch
+        20-30 s the first time and 0.7-4 s once torch's on-disk cache has it, and again for each new batch
         size. (Training is not compiled: it gained 0-8%, less than compiling costs.) Where torch.compile cannot work (no C++
         compiler, an unsupported platform or Python), this warns and the model stays as it was.
         batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that.
