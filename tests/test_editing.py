@@ -1,4 +1,4 @@
-"""Editing (lesson 5): SDEdit, inpainting, visual anagrams and hybrid images."""
+"""Editing (lesson 6): SDEdit, inpainting, visual anagrams and hybrid images."""
 
 import pytest
 import torch
