@@ -67,3 +67,31 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
         return cfg_combine(eps_uncond, eps_cond, guidance_scale)
 
     return eps_fn
+
+
+def text_guided_eps(unet, schedule: NoiseSchedule, prediction: str, context: torch.Tensor,
+                    uncond_context: torch.Tensor, guidance_scale: float = 1.0):
+    """eps_fn(x_t, t) for a UNet that reads text tokens through cross-attention (lesson 7).
+
+    context:        (B, L, D) the prompt's token embeddings
+    uncond_context: (B, L, D) the empty caption's, or a *negative prompt's*: its prediction takes the place
+                    of the unconditional one, eps_neg + w (eps_cond - eps_neg), so the sample moves away from it
+    """
+    check_guidance_scale(guidance_scale)
+    if context.shape != uncond_context.shape:
+        raise ValueError(f"context {tuple(context.shape)} and uncond_context {tuple(uncond_context.shape)} must "
+                         "have the same shape: one prompt and one negative (or empty) prompt per image")
+
+    def output_to_eps(out, xt, t):
+        out = out.float()
+        return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
+
+    def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if guidance_scale == 1.0:
+            return output_to_eps(unet(xt, t, context=context), xt, t)
+        # one batched forward pass for both predictions: (2B, C, H, W)
+        x2, t2 = torch.cat([xt, xt]), torch.cat([t, t])
+        eps_uncond, eps_cond = output_to_eps(unet(x2, t2, context=torch.cat([uncond_context, context])), x2, t2).chunk(2)
+        return cfg_combine(eps_uncond, eps_cond, guidance_scale)
+
+    return eps_fn

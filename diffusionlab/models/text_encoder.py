@@ -3,7 +3,8 @@
 Stable Diffusion reads its prompt with CLIP's text transformer (Radford et al. 2021), frozen, and
 the UNet attends to its output, one embedding per token (Rombach et al. 2022, sec. 3.3). Our captions
 use a vocabulary of under fifty words (`captions.VOCAB`), so a word-level tokenizer is enough, and the
-encoder, a two-layer transformer (Vaswani et al. 2017; the pre-norm blocks of GPT-2), is trained
+encoder, a two-layer transformer (Vaswani et al. 2017; the pre-norm blocks of GPT-2, with the
+course's `attention.Attention` as self-attention), is trained
 jointly with the UNet from scratch.
 
     tokens (B, L)  ->  token embedding + position embedding  ->  2 x [x + attn(ln(x)); x + mlp(ln(x))]
@@ -22,10 +23,10 @@ import difflib
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..captions import VOCAB, words
+from .attention import Attention
 
 PAD, START = "<pad>", "<start>"
 
@@ -84,33 +85,13 @@ class TextEncoderConfig:
     mlp_ratio: int = 4  # hidden width of each block's MLP, as a multiple of `width`
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention over the tokens, written out as in nanoGPT (no causal mask here)."""
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} must be divisible by heads {heads}")
-        self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=2)  # (B, L, D) each
-        q, k, v = (a.view(B, L, self.heads, D // self.heads).transpose(1, 2) for a in (q, k, v))  # (B, heads, L, d)
-        scores = q @ k.transpose(-2, -1) / (D // self.heads) ** 0.5  # (B, heads, L, L)
-        out = scores.softmax(dim=-1) @ v  # (B, heads, L, d)
-        return self.proj(out.transpose(1, 2).reshape(B, L, D))  # (B, L, D)
-
-
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
     def __init__(self, width: int, heads: int, mlp_ratio: int):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.attn = SelfAttention(width, heads)
+        self.attn = Attention(width, heads)  # self-attention: q, k and v from the tokens
         self.mlp = nn.Sequential(nn.Linear(width, mlp_ratio * width), nn.GELU(), nn.Linear(mlp_ratio * width, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

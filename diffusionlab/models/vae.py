@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..unet import ResBlock
+from .unet import ResBlock
 
 IMAGE_SIZE = 28  # MNIST
-PAD = 2  # 28 + 2 + 2 = 32: three halvings to 8x8 need a size divisible by 4... and 8x8 needs 32
+PAD = 2  # 28 + 2 + 2 = 32, which halves twice to the 8x8 latent
 
 
 def pad(x: torch.Tensor) -> torch.Tensor:

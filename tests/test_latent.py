@@ -1,0 +1,105 @@
+"""The latent text-to-image pipeline of lesson 7, on tiny untrained networks (fast), and the shipped models."""
+
+import pytest
+import torch
+
+from diffusionlab.models.text_encoder import TextEncoderConfig, Tokenizer
+from diffusionlab.models.unet import UNetConfig
+from diffusionlab.models.vae import VAE, VAEConfig
+from diffusionlab.pipelines import latent
+from diffusionlab.pipelines.latent import LatentDiffusion, TextRecipe, TextToLatent, text_diffusion_loss
+from diffusionlab.schedules import NoiseSchedule
+
+TINY_TEXT = TextEncoderConfig(width=16, heads=2, layers=1)
+TINY_UNET = UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16), attention=(False, True),
+                       context_dim=16, heads=2)
+
+
+def tiny_pipe(seed=0) -> LatentDiffusion:
+    torch.manual_seed(seed)
+    model = TextToLatent(TINY_UNET, TINY_TEXT).eval()
+    for p in model.unet.out.parameters():  # the UNet starts by predicting zero: give it an output
+        torch.nn.init.normal_(p, std=0.1)
+    vae = VAE(VAEConfig(channels=(8, 8, 16))).eval()
+    return LatentDiffusion(vae, model, NoiseSchedule(T=100), Tokenizer())
+
+
+def test_context_width_must_match():
+    with pytest.raises(ValueError, match="context_dim"):
+        TextToLatent(TINY_UNET, TextEncoderConfig(width=32))
+
+
+def test_negative_prompt_replaces_the_unconditional_prediction():
+    pipe = tiny_pipe()
+    z, t, w = torch.randn(2, 4, 8, 8), torch.tensor([50, 50]), 3.0
+    prompts, negatives = ["a thick seven", "a 2"], ["a thin seven", "a 2 leaning left"]
+    got = pipe.eps_fn(prompts, w, negatives)(z, t)
+    with torch.no_grad():
+        cond = pipe.model(z, t, pipe.tokenizer.encode(prompts))
+        neg = pipe.model(z, t, pipe.tokenizer.encode(negatives))
+        empty = pipe.model(z, t, pipe.tokenizer.encode(["", ""]))
+    assert torch.allclose(got, neg + w * (cond - neg), atol=1e-5)
+    plain = pipe.eps_fn(prompts, w)(z, t)  # no negative prompt: the empty caption is the unconditional one
+    assert torch.allclose(plain, empty + w * (cond - empty), atol=1e-5)
+    assert not torch.allclose(got, plain)
+
+
+def test_a_dropped_caption_is_the_empty_caption():
+    """With p_uncond = 1 every caption is dropped: the loss no longer depends on what the digits were."""
+    torch.manual_seed(0)
+    model, schedule, tok = TextToLatent(TINY_UNET, TINY_TEXT), NoiseSchedule(T=100), Tokenizer()
+    for p in model.unet.out.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    z0 = torch.randn(6, 4, 8, 8)
+    codes_a = torch.tensor([[7, 1, 1, 1]] * 6)
+    codes_b = torch.tensor([[2, -1, 0, -1]] * 6)
+
+    def loss(codes, p):
+        return text_diffusion_loss(model, z0, codes, torch.Generator().manual_seed(0), schedule, tok, p).item()
+
+    assert loss(codes_a, 1.0) == pytest.approx(loss(codes_b, 1.0), abs=1e-7)
+    assert loss(codes_a, 0.0) != pytest.approx(loss(codes_b, 0.0), abs=1e-7)  # the captions do matter
+
+
+def test_sample_cycles_prompts_and_decodes_28x28_digits():
+    pipe = tiny_pipe()
+    g = torch.Generator().manual_seed(0)
+    images, z = pipe.sample(["a seven", "a thick 2"], n=5, steps=3, generator=g, return_latents=True)
+    assert images.shape == (5, 1, 28, 28) and z.shape == (5, 4, 8, 8)
+    assert images.min() >= -1 and images.max() <= 1
+    again = pipe.sample(["a seven", "a thick 2", "a seven", "a thick 2", "a seven"], steps=3,
+                        generator=torch.Generator().manual_seed(0))
+    assert torch.equal(images, again)
+
+
+def test_latents_are_not_clipped():
+    pipe = tiny_pipe()
+    z = pipe.sample_latents(lambda zt, t: torch.zeros_like(zt), 4, steps=5, generator=torch.Generator().manual_seed(0))
+    assert z.abs().max() > 1.5  # eps = 0 gives x0_hat = z_T / sqrt(alpha_bar_T): far outside [-1, 1]
+
+
+def test_unknown_word_in_a_prompt_is_named_before_sampling():
+    with pytest.raises(ValueError, match="unknown word 'sevn'.*'seven'"):
+        tiny_pipe().sample("a thick sevn", steps=2)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        tiny_pipe().sample("a seven", steps=2, sampler="euler")
+
+
+def test_train_save_and_load_round_trip(tmp_path):
+    vae_recipe = latent.VAERecipe(config=VAEConfig(channels=(8, 8, 16)))
+    vae, _ = latent.train_vae(steps=2, batch_size=16, limit=64, recipe=vae_recipe, checkpoint=tmp_path / "vae.pt",
+                              progress=False)
+    assert float(vae.scale_factor) != 1.0  # fitted after training and saved with the weights
+    vae2 = latent.load_vae(tmp_path / "vae.pt")
+    assert float(vae2.scale_factor) == pytest.approx(float(vae.scale_factor))
+    recipe = TextRecipe(unet=TINY_UNET, text=TINY_TEXT)
+    pipe, history = latent.train_text(steps=2, batch_size=16, limit=64, vae=tmp_path / "vae.pt", recipe=recipe,
+                                      checkpoint=tmp_path / "text.pt", progress=False)
+    assert len(history["loss"]) == 2
+    loaded = latent.load(tmp_path / "text.pt", vae=tmp_path / "vae.pt")
+    a = pipe.sample("a seven", n=2, steps=2, generator=torch.Generator().manual_seed(0))
+    b = loaded.sample("a seven", n=2, steps=2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(a, b, atol=1e-5)
+    other = VAE(VAEConfig(channels=(8, 8, 16)))
+    with pytest.raises(Exception, match="another VAE"):
+        latent.load(tmp_path / "text.pt", vae=other)
