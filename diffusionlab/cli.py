@@ -2,6 +2,8 @@
 
     diffusionlab train cond --minutes 10
     diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
+    diffusionlab train vae --steps 500 && diffusionlab train text --minutes 10    # lesson 7's latent text model
+    diffusionlab sample --model text --prompt "a thick seven" --negative-prompt "a seven leaning right" --n 16
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
     diffusionlab classifier                                              # (re)train the metrics classifier
@@ -20,6 +22,7 @@ from . import course
 from .checkpoints import CheckpointError, load_checkpoint
 from .data import DataFileError
 from .guidance import check_guidance_scale
+from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
 from .samplers import SAMPLERS
 from .utils import get_device
 
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a course model on MNIST")
-    t.add_argument("model", choices=list(course.RECIPES), help="which model")
+    t.add_argument("model", choices=list(course.MODELS), help="which model")
     budget = t.add_argument_group("budget (give one or both; the default is 2000 steps)")
     budget.add_argument("--steps", type=_positive_int, help="number of optimiser steps")
     budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
@@ -72,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
     t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt)")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
+    t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=["ddpm", "cond"], default="cond")
+    s.add_argument("--model", choices=["ddpm", "cond", "text"], default="cond")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
-    s.add_argument("--guidance", type=_guidance, default=course.DEFAULT_GUIDANCE,
-                   help=f"classifier-free guidance scale (cond model; default {course.DEFAULT_GUIDANCE})")
+    s.add_argument("--guidance", type=_guidance,
+                   help=f"classifier-free guidance scale (default {course.DEFAULT_GUIDANCE} for cond, "
+                        f"{DEFAULT_TEXT_GUIDANCE} for text)")
     s.add_argument("--steps", type=_positive_int, default=50, help="sampling steps, 1 to 1000")
     s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
@@ -90,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--png", type=Path, help="also save a grid of the first 100 images as PNG")
     s.add_argument("--compile", action="store_true",
                    help="compile the network first (torch.compile): faster for many images; compiling takes seconds")
+    add_text_sample_arguments(s)
 
     e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
     e.add_argument("checkpoint", type=Path)
@@ -116,19 +122,70 @@ def cmd_train(args) -> None:
         print(f"resuming {args.model!r} from step {resumed_from} of {checkpoint}")
     print(f"training {args.model!r} on {device} -> {checkpoint}")
     start = time.time()
+    extra = {"vae": args.vae} if args.model == "text" else {}
+    if args.vae is not None and args.model != "text":
+        raise ValueError("--vae is an option of the text model only")
     model, history = course.train_model(args.model, steps=steps, minutes=minutes, checkpoint=checkpoint,
                                         device=device, seed=args.seed, batch_size=args.batch_size,
-                                        resume=not args.no_resume)
+                                        resume=not args.no_resume, **extra)
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
-    batch = args.batch_size or course.RECIPES[args.model].batch_size
+    batch = args.batch_size or course.recipe_batch_size(args.model)
     rate = batch * (done - resumed_from) / max(elapsed, 1e-9)
     print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
           f"{elapsed:.1f} s, {rate:.0f} training images/s; saved {checkpoint}")
 
 
+def add_text_sample_arguments(s) -> None:
+    """The options of `sample --model text` (lesson 7)."""
+    s.add_argument("--prompt", action="append",
+                   help='text model: a caption such as "a thick seven"; give it several times to cycle over the images')
+    s.add_argument("--negative-prompt", action="append",
+                   help="text model: a caption to steer away from (replaces the empty caption in guidance); repeatable")
+    s.add_argument("--vae", type=Path, help="text model: the VAE it was trained with (default: the shipped vae.pt)")
+
+
+def cmd_sample_text(args, device) -> None:
+    """`diffusionlab sample --model text`: {"images": (N, 1, 28, 28) in [0, 1], "prompts": N strings}."""
+    if not args.prompt:
+        raise ValueError('the text model needs a caption: --prompt "a thick seven" (repeat --prompt for several)')
+    if args.compile:
+        raise ValueError("--compile is not available for the text model")
+    if args.sampler == "ddpm" and args.eta != 0.0:
+        raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
+    if args.checkpoint is not None:
+        path = args.checkpoint
+    elif course.shipped_checkpoint("text").exists():
+        path = course.shipped_checkpoint("text")
+    else:
+        path = course.default_checkpoint("text")
+    guidance = DEFAULT_TEXT_GUIDANCE if args.guidance is None else args.guidance
+    pipe = course.load("text", path, device, vae=args.vae)
+    prompts = [args.prompt[i % len(args.prompt)] for i in range(args.n)]
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    start = time.time()
+    x = pipe.sample(prompts, negative_prompts=args.negative_prompt, guidance_scale=guidance, sampler=args.sampler,
+                    steps=args.steps, eta=args.eta, generator=g)
+    elapsed = time.time() - start
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"images": ((x.float().cpu() + 1) / 2).clamp(0, 1), "prompts": prompts}, args.out)
+    if args.png:
+        import matplotlib.pyplot as plt
+
+        from .viz import make_grid
+        plt.imsave(args.png, make_grid(x[:100], nrow=10), cmap="gray", vmin=0, vmax=1)
+    print(f"sampled {args.n} images for {len(set(prompts))} prompt(s) with {args.sampler} {args.steps} steps, guidance "
+          f"{guidance:g} from {path} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s) -> {args.out}")
+
+
 def cmd_sample(args) -> None:
     device = get_device(args.device)
+    if args.model == "text":
+        return cmd_sample_text(args, device)
+    if args.prompt or args.negative_prompt or args.vae:
+        raise ValueError("--prompt, --negative-prompt and --vae are options of the text model: add --model text")
+    if args.guidance is None:
+        args.guidance = course.DEFAULT_GUIDANCE
     if args.checkpoint is not None:
         path = args.checkpoint
     elif course.shipped_checkpoint(args.model).exists():

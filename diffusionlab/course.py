@@ -3,6 +3,8 @@
     denoiser  lesson 1  one-step denoiser at sigma = 0.5            UNet(x)
     ddpm      lesson 2  unconditional DDPM                          UNet(x_t, t)
     cond      lesson 3  class-conditioned DDPM for CFG (+ null)     UNet(x_t, t, y)
+    vae       lesson 7  the autoencoder of latent diffusion         VAE: encode(x), decode(z)
+    text      lesson 7  latent text-to-image model (uses the vae)   UNet(z_t, t, context=TextEncoder(tokens))
 
 `train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel`
 (`pipelines/pixel.py`), the trained network together with the noise schedule and prediction type it
@@ -55,10 +57,22 @@ RECIPES = {
 }
 
 
+LATENT_MODELS = ("vae", "text")  # recipes, training and loading in pipelines/latent.py
+MODELS = (*RECIPES, *LATENT_MODELS)
+
+
 def check_name(name: str) -> Recipe:
     if name not in RECIPES:
-        raise ValueError(f"unknown model {name!r}; the course's models are: {', '.join(RECIPES)}")
+        raise ValueError(f"unknown model {name!r}; the course's models are: {', '.join(MODELS)}")
     return RECIPES[name]
+
+
+def recipe_batch_size(name: str) -> int:
+    """The training batch of course model `name`."""
+    if name in LATENT_MODELS:
+        from .pipelines import latent
+        return (latent.VAE_RECIPE if name == "vae" else latent.TEXT_RECIPE).batch_size
+    return check_name(name).batch_size
 
 
 def default_checkpoint(name: str) -> Path:
@@ -84,7 +98,13 @@ def metadata(name: str) -> dict:
 def train_model(name: str, steps: int | None = None, minutes: float | None = None, checkpoint=None,
                 device=None, seed: int = 0, batch_size: int | None = None, limit: int | None = None,
                 progress: bool = True, **kwargs):
-    """Train course model `name` on MNIST with its recipe. Returns (DiffusionModel of the EMA weights, history)."""
+    """Train course model `name` on MNIST with its recipe. Returns (DiffusionModel of the EMA weights, history);
+    for "vae" (VAE, history) and for "text" (LatentDiffusion, history), where kwargs may give `vae=` (a path)."""
+    if name in LATENT_MODELS:
+        from .pipelines import latent
+        train_fn = latent.train_vae if name == "vae" else latent.train_text
+        return train_fn(steps=steps, minutes=minutes, checkpoint=checkpoint, device=device, seed=seed,
+                        batch_size=batch_size, limit=limit, progress=progress, **kwargs)
     recipe = check_name(name)
     device = torch.device(device or "cpu")
     x, y = load_mnist("train")
@@ -110,12 +130,21 @@ def export_weights(checkpoint, out, half: bool = True) -> Path:
     """Keep only the EMA weights (in fp16) and the metadata: the small file the course ships."""
     state = load_checkpoint(checkpoint)
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["ema"].items()}
-    keep = {k: state[k] for k in ("model_name", "config", "prediction", "schedule", "step", "seed")}
+    training_only = ("model", "ema", "optimizer", "history", "total_steps", "format")
+    keep = {k: v for k, v in state.items() if k not in training_only}  # name, config(s), schedule, step, seed
     return save_checkpoint({**keep, "ema": weights}, out)
 
 
-def load(name: str, checkpoint=None, device=None) -> DiffusionModel:
-    """Load course model `name`: from `checkpoint`, else the course's shipped checkpoint."""
+def load(name: str, checkpoint=None, device=None, vae=None):
+    """Load course model `name`: from `checkpoint`, else the course's shipped checkpoint.
+
+    Returns a DiffusionModel; for "vae" a VAE, for "text" a LatentDiffusion (with `vae`: a path, or the shipped one).
+    """
+    if name in LATENT_MODELS:
+        from .pipelines import latent
+        if name == "vae":
+            return latent.load_vae(checkpoint, device)
+        return latent.load(checkpoint, vae=vae, device=device)
     check_name(name)
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
     if checkpoint is None and not path.exists():
