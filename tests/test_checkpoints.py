@@ -10,7 +10,7 @@ from diffusionlab import course
 from diffusionlab import checkpoints
 from diffusionlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from diffusionlab.train import train
-from diffusionlab.unet import UNet, UNetConfig
+from diffusionlab.models.unet import UNet, UNetConfig
 
 
 @pytest.mark.parametrize("crash", [OSError("No space left on device"), KeyboardInterrupt()])
