@@ -68,10 +68,12 @@ CASES = {  # check: (reference, a wrong answer, a stub); wrong answers are mista
         stub,
     ),
     "check_ddpm_step": (
-        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0],
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+                                                                       noise=noise)[0],
         # noise added at the last step too
-        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0]
-        + (0.01 * noise if t == 0 else 0),
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+                                                                       noise=noise)[0]
+        + (0.01 * noise if t_prev == -1 else 0),
         stub,
     ),
 }

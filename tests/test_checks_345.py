@@ -70,7 +70,7 @@ CASES = [
      [lambda T, steps: samplers.ddim_timesteps(T, steps, "leading"),
       lambda T, steps: [int(T - 1 - i * T / steps) for i in range(steps)],  # floor instead of round
       lambda T, steps: list(range(T - 1, -1, -(T // steps)))]),
-    (checks.check_ddim_step, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, clip=False,
+    (checks.check_ddim_step, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, clip=None,
                                                                                        noise=noise),
      [ddim_step_no_noise_term, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, noise=noise)]),
     (checks.check_sdedit_start, lambda s, x0, strength, steps, g: editing.sdedit_start(s, x0, strength, steps, generator=g),

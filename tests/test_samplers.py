@@ -40,7 +40,7 @@ def test_ddpm_step_matches_diffusers(kind, t):
                                              clip_sample=True, variance_type="fixed_small", prediction_type="epsilon"), ours)
     xt, eps = _inputs(dtype=torch.float64)
     expected = ref.step(eps, t, xt, generator=torch.Generator().manual_seed(7)).prev_sample
-    got, _ = ddpm_step(ours, eps, t, xt, generator=torch.Generator().manual_seed(7))
+    got, _ = ddpm_step(ours, eps, t, t - 1, xt, generator=torch.Generator().manual_seed(7))
     assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
 
 
@@ -89,11 +89,11 @@ def test_full_ddim_loop_matches_diffusers():
 def test_no_noise_at_last_ddpm_step():
     s = NoiseSchedule(1000)
     xt, eps = _inputs()
-    a, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(1))
-    b, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(2))
+    a, _ = ddpm_step(s, eps, 0, -1, xt, generator=torch.Generator().manual_seed(1))
+    b, _ = ddpm_step(s, eps, 0, -1, xt, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
-    c, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(1))
-    d, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(2))
+    c, _ = ddpm_step(s, eps, 1, 0, xt, generator=torch.Generator().manual_seed(1))
+    d, _ = ddpm_step(s, eps, 1, 0, xt, generator=torch.Generator().manual_seed(2))
     assert not torch.equal(c, d)
 
 
@@ -137,7 +137,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="eta must be between 0"):
         ddim_step(s, eps, 10, 5, xt, eta=1.5)
     with pytest.raises(ValueError, match="need 0 <= t < T"):
-        ddpm_step(s, eps, 1000, xt)
+        ddpm_step(s, eps, 1000, 999, xt)
     with pytest.raises(ValueError, match="sampler must be one of"):
         sample(lambda x, t: x, (1, 1, 28, 28), s, sampler="euler")
     with pytest.raises(ValueError, match="start_step must be in 0..9"):
