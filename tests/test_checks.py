@@ -109,3 +109,12 @@ def test_checks_leave_the_global_rng_alone(name):
     torch.manual_seed(123)
     getattr(checks, name)(CASES[name][0])
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_ddpm_step_check_needs_t_prev():
+    """A step that always goes to t - 1 (beta_t from the table) misses the check's skipping case."""
+    def always_t_minus_1(schedule, eps, t, t_prev, xt, noise):
+        return samplers.ddpm_step(schedule, eps, t, t - 1, xt, clip=None, noise=noise)[0]
+
+    with pytest.raises(ExerciseError, match="case 6"):
+        checks.check_ddpm_step(always_t_minus_1)
