@@ -109,3 +109,50 @@ def test_unfinished_lesson_fails_at_its_first_exercise(path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"the unfinished lesson {path.name} passed nbval:\n{output[-3000:]}"
     assert f"Exercise '{name}' is not done yet" in output, output[-3000:]
+
+
+# --- The student's path: fill in a lesson, do not run it, grade it with the README's command -----------------
+
+GRADED = NOTEBOOKS[0]  # lesson 1, the quickest to run
+
+
+def filled_lesson(path, wrong: str | None = None):
+    """The student lesson of notebook `path` with every stub filled with its solution, never executed.
+    wrong: the name of one function whose solution is replaced by `return x` (a wrong answer)."""
+    nb = nbformat.read(path, as_version=4)
+    lesson = nbformat.read(ROOT / "lessons" / path.name, as_version=4)
+    for cell, stubbed in zip(code_cells(nb), code_cells(lesson)):
+        _, solutions = make_lessons.split_solutions(make_lessons.source_text(cell))
+        if solutions:
+            if wrong is not None and f"def {wrong}(" in make_lessons.source_text(cell):
+                solutions = [[block[0].replace(make_lessons.BEGIN, "return x")] for block in solutions]
+            stubbed.source = make_lessons.restore_solutions(make_lessons.source_text(stubbed), solutions)
+    return lesson
+
+
+def grade(notebook: Path, *options: str) -> subprocess.CompletedProcess:
+    """The README's grading command on `notebook`, run from the repository root as a student would (so that
+    pyproject.toml's pytest options apply), in fast mode, importing this copy of the package."""
+    env = {**os.environ, "DIFFUSIONLAB_MODE": "fast",
+           "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-c", str(ROOT / "pyproject.toml"),
+                           "--rootdir", str(ROOT), "-p", "no:cacheprovider", "-q", *options, str(notebook)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_filled_lesson_passes_the_grading_command_without_being_run(tmp_path):
+    """A student fills in every exercise correctly and grades the lesson without running or saving it."""
+    path = tmp_path / GRADED.name
+    nbformat.write(filled_lesson(GRADED), path)
+    result = grade(path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"a correct, unexecuted lesson failed the grading command:\n{output[-3000:]}"
+
+
+def test_a_wrong_answer_fails_the_grading_command_naming_its_exercise(tmp_path):
+    path = tmp_path / GRADED.name
+    nbformat.write(filled_lesson(GRADED, wrong="add_noise"), path)
+    result = grade(path, "-x")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"a lesson with a wrong add_noise passed the grading command:\n{output[-3000:]}"
+    assert "Exercise 'add_noise', case 2" in output, output[-3000:]
