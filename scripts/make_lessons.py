@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-COLAB = "https://colab.research.google.com/github/diffusionlab/diffusionlab/blob/main/"
+# The course's address: the one place it is written. The notebooks' setup cells clone it on Colab, their badges
+# and the README's link to it; tests/test_lessons.py checks that every copy agrees with this line.
+REPOSITORY = "https://github.com/diffusionlab/diffusionlab"
+COLAB = "https://colab.research.google.com/github/" + REPOSITORY.removeprefix("https://github.com/") + "/blob/main/"
 
 
 def source_text(cell: dict) -> str:

@@ -4,8 +4,10 @@ scripts/make_lessons.py, has its exercises checked, and fails on the first unfin
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -57,6 +59,57 @@ def _setup_without_budget(path) -> str:
     """The setup cell (the first code cell) without the lines of its BUDGET dict, which differ per lesson."""
     source = make_lessons.source_text(code_cells(nbformat.read(path, as_version=4))[0])
     return re.sub(r"\nBUDGET = \{\n.*?\n\}\[MODE\]\n", "\nBUDGET\n", source, flags=re.S)
+
+
+def test_the_repository_address_is_written_in_one_place():
+    """Every notebook and lesson clones make_lessons.REPOSITORY in its setup cell and links to it in its badge;
+    the README's clone command and badges use it too. Changing the address means changing that one line
+    (then these places, which this test lists)."""
+    lessons = [ROOT / "lessons" / path.name for path in NOTEBOOKS]
+    for path in NOTEBOOKS + lessons:
+        nb = nbformat.read(path, as_version=4)
+        badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({make_lessons.COLAB}{path.parent.name}/{path.name})"
+        assert nb.cells[0].source == badge, f"{path.relative_to(ROOT)}: the first cell must be the badge {badge}"
+        setup = make_lessons.source_text(code_cells(nb)[0])
+        assert f'REPOSITORY = "{make_lessons.REPOSITORY}"' in setup, f"{path.relative_to(ROOT)}: the setup cell must clone REPOSITORY"
+        assert setup.count("github.com") == 1, f"{path.relative_to(ROOT)}: the setup cell writes an address twice"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    clones = re.findall(r"git clone (\S+)", readme)
+    assert clones and all(address == make_lessons.REPOSITORY for address in clones), clones
+    links = re.findall(r"https://colab\.research\.google\.com/github/\S*?\.ipynb", readme)
+    assert links and all(link.startswith(make_lessons.COLAB + "lessons/") for link in links), links
+
+
+def test_the_colab_setup_says_what_to_do_when_the_clone_fails(tmp_path, monkeypatch):
+    """On Colab the setup cell clones the course; a failed clone stops with the address and what to do, not
+    with a CalledProcessError traceback. Run here with an address that does not exist."""
+    if shutil.which("git") is None or os.path.exists("/content/diffusionlab"):
+        pytest.skip("needs git, and no /content/diffusionlab (the cell would install it)")
+    missing = str(tmp_path / "no-such-repository")
+    setup = make_lessons.source_text(code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))[0])
+    setup = setup.replace(f'"{make_lessons.REPOSITORY}"', repr(missing))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(SystemExit) as stop:
+        exec(compile(setup, "setup cell", "exec"), {})
+    message = str(stop.value)
+    assert f"Could not download the course from {missing}" in message
+    assert "REPOSITORY in this cell" in message and "/content/diffusionlab" in message
+
+
+def test_readme_opens_the_student_lesson_with_the_repository_as_jupyters_root(monkeypatch):
+    """The README's first command ends with `jupyter lab ...`: run from the clone, it must serve the repository
+    (lessons/ and notebooks/ both in the file browser) and open lesson 1's student version."""
+    from jupyter_server.serverapp import ServerApp
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```bash\n(.*?)\n```", readme, flags=re.S).group(1)
+    command = first.split("&&")[-1].split()
+    assert command[:2] == ["jupyter", "lab"], first
+    monkeypatch.chdir(ROOT)
+    app = ServerApp()
+    app.parse_command_line(command[2:])
+    assert Path(app.root_dir).resolve() == ROOT, f"{' '.join(command)} serves {app.root_dir}, not the repository"
+    assert Path(app.file_to_run).resolve() == ROOT / "lessons" / NOTEBOOKS[0].name
 
 
 def test_every_lesson_starts_with_the_badge_and_the_same_setup_cell():
