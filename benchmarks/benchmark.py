@@ -61,8 +61,9 @@ from diffusionlab.checkpoints import CheckpointError  # noqa: E402
 from diffusionlab.data import load_mnist  # noqa: E402
 from diffusionlab.metrics import SampleScorer  # noqa: E402
 from diffusionlab.schedules import NoiseSchedule  # noqa: E402
-from diffusionlab.train import denoiser_loss, diffusion_loss, train  # noqa: E402
-from diffusionlab.unet import count_parameters  # noqa: E402
+from diffusionlab.losses import denoiser_loss, diffusion_loss  # noqa: E402
+from diffusionlab.train import train  # noqa: E402
+from diffusionlab.models.unet import count_parameters  # noqa: E402
 from diffusionlab.utils import autocast_dtype, get_device  # noqa: E402
 
 SECTIONS = ("throughput", "quality", "sampling")

@@ -2,7 +2,7 @@
 
 Two sections (`--sections`, both by default):
 
-  step      the time of one training step of `cond` (batch 128, `train.diffusion_loss`, backward, AdamW)
+  step      the time of one training step of `cond` (batch 128, `losses.diffusion_loss`, backward, AdamW)
             in fp32 and in the course's mixed precision, each with the usual (NCHW) and the channels-last
             memory layout. Median of `--steps` timed steps, the four settings taking turns.
   quality   `cond` trained once per variant for the same wall-clock budget (`--minutes`), then 1000 DDIM-50
@@ -32,8 +32,8 @@ import torch
 from diffusionlab import course
 from diffusionlab.metrics import SampleScorer
 from diffusionlab.schedules import NoiseSchedule
-from diffusionlab.train import diffusion_loss
-from diffusionlab.unet import count_parameters
+from diffusionlab.losses import diffusion_loss
+from diffusionlab.models.unet import count_parameters
 from diffusionlab.utils import autocast_dtype, get_device
 
 COURSE = course.RECIPES["cond"]

@@ -1,4 +1,4 @@
-"""Classical image filters: the Gaussian blur (lesson 1's baseline denoiser; lesson 5's hybrid images).
+"""Classical image filters: the Gaussian blur (lesson 1's baseline denoiser; lesson 6's hybrid images).
 
 A Gaussian blur replaces each pixel by a weighted average of its neighbours, with weights
     k(d) = exp(-d^2 / (2 sigma_px^2)) / sum,   d = -r..r,  r = ceil(3 sigma_px)

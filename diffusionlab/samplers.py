@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 
 from .schedules import NoiseSchedule
 
+EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t (B, C, H, W), t (B,)) -> eps
+
 SAMPLERS = ("ddpm", "ddim")
 SPACINGS = ("trailing", "leading", "linspace")
 
@@ -55,8 +57,7 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
 
 def _alpha_bar(schedule: NoiseSchedule, t: int, like: torch.Tensor) -> torch.Tensor:
     """alpha_bar at an integer t, with alpha_bar(-1) = 1 (the clean image), as a scalar tensor."""
-    value = schedule.alpha_bar[t] if t >= 0 else torch.tensor(1.0, dtype=torch.float64)
-    return value.to(device=like.device, dtype=like.dtype)
+    return schedule.alpha_bar_at(t).to(device=like.device, dtype=like.dtype)
 
 
 def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -118,6 +119,16 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, x
     return x_prev, x0
 
 
+def step(sampler: str, schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor,
+         eta: float = 0.0, generator: torch.Generator | None = None):
+    """One reverse step of `sampler` ("ddpm" or "ddim") from t to t_prev. Returns (x_prev, x0_hat)."""
+    if sampler == "ddpm":
+        return ddpm_step(schedule, eps, t, xt, t_prev, generator=generator)
+    if sampler == "ddim":
+        return ddim_step(schedule, eps, t, t_prev, xt, eta, generator=generator)
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+
+
 @torch.no_grad()
 def sample(
     eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -142,9 +153,9 @@ def sample(
     steps:      number of steps, 1..T, on the timesteps `ddim_timesteps(T, steps, spacing)`
     xT:         the starting point (default: fresh noise of `shape` from `generator` on `device`)
     start_step: skip the first `start_step` timesteps, starting from xT at the timestep after them
-                (SDEdit, lesson 5)
+                (SDEdit, lesson 6)
     callback:   callback(i, t, t_prev, x_prev, x0_hat) after every step; if it returns a tensor,
-                that replaces x_prev (inpainting, lesson 5)
+                that replaces x_prev (inpainting, lesson 6)
     Returns x0 (B, C, H, W), or (x0, trajectory) where trajectory = {"t": [...], "xt": (S+1, B, C, H, W),
     "x0": (S, B, C, H, W)} on the CPU when return_trajectory=True.
     """
@@ -162,10 +173,7 @@ def sample(
     for i, t in enumerate(tqdm(run, desc=f"{sampler} sampling", disable=not progress, leave=False)):
         t_prev = run[i + 1] if i + 1 < len(run) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        if sampler == "ddpm":
-            x, x0 = ddpm_step(schedule, eps, t, x, t_prev, generator=generator)
-        else:
-            x, x0 = ddim_step(schedule, eps, t, t_prev, x, eta, generator=generator)
+        x, x0 = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator)
         if callback is not None:
             replaced = callback(i, t, t_prev, x, x0)
             if replaced is not None:

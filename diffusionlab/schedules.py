@@ -70,6 +70,12 @@ class NoiseSchedule:
     def __repr__(self):
         return f"NoiseSchedule(T={self.T}, kind={self.kind!r})"
 
+    def alpha_bar_at(self, t: int) -> torch.Tensor:
+        """alpha_bar at one integer timestep, as a float64 scalar; t = -1 means the clean image (alpha_bar = 1)."""
+        if not -1 <= t < self.T:
+            raise ValueError(f"timestep out of range: got t = {t}, valid is -1 (clean) to {self.T - 1}")
+        return self.alpha_bar[t] if t >= 0 else torch.tensor(1.0, dtype=self.alpha_bar.dtype)
+
     def check_t(self, t: torch.Tensor) -> None:
         t = torch.as_tensor(t)
         if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):

@@ -1,11 +1,4 @@
-"""Training: the losses of lessons 1-3 and one training loop for all of them.
-
-Losses
-  * `denoiser_loss` (lesson 1): z = x + sigma eps, loss = ||D(z) - x||^2.
-  * `diffusion_loss` (lessons 2-3): DDPM's simplified objective, Algorithm 1 of Ho et al. 2020:
-    t ~ Uniform{0..T-1}, eps ~ N(0, I), x_t = q_sample(x0, t, eps), loss = ||model(x_t, t, y) - target||^2
-    with target eps (DDPM), v or x0 (`NoiseSchedule.target`). For classifier-free guidance the label
-    is dropped to the null class with probability p_uncond (Ho & Salimans 2022, Algorithm 1).
+"""Training: one loop for all of the course's models (lessons 1-3, 7, 9); the losses are in `losses.py`.
 
 The loop (`train`): AdamW, linear warm-up then cosine decay of the learning rate, an exponential
 moving average (EMA) of the weights that is used for sampling, mixed precision where it helps,
@@ -26,33 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .guidance import drop_labels
-from .schedules import NoiseSchedule
 from .utils import autocast_dtype
-
-
-def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = x + sigma * eps, eps ~ N(0, I): the noisy image of lesson 1."""
-    return x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-
-
-def denoiser_loss(model, x0, y, generator, sigma: float = 0.5):
-    """Lesson 1: the L2 loss of a one-step denoiser at noise level sigma."""
-    return (model(add_noise(x0, sigma, generator)).float() - x0).pow(2).mean()
-
-
-def diffusion_loss(model, x0, y, generator, schedule: NoiseSchedule, prediction: str = "eps", p_uncond: float = 0.1):
-    """Lessons 2-3: Algorithm 1 of DDPM (with the target chosen by `prediction`) and CFG label dropout."""
-    B = x0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), generator=generator, device=x0.device)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device)
-    xt = schedule.q_sample(x0, t, eps)
-    if model.config.num_classes:
-        y = drop_labels(y, p_uncond, model.config.num_classes, generator)
-        out = model(xt, t, y)
-    else:
-        out = model(xt, t)
-    return (out.float() - schedule.target(prediction, x0, t, eps)).pow(2).mean()
 
 
 def lr_at(step: int, total_steps: int, lr: float, warmup: int) -> float:

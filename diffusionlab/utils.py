@@ -70,3 +70,11 @@ def course_mode() -> str:
     if mode:
         raise ValueError(f"DIFFUSIONLAB_MODE must be 'fast' or 'full', got {mode!r}")
     return "full" if torch.cuda.is_available() else "fast"
+
+
+def check_images(x, name: str = "x") -> None:
+    """Raise a clear error unless x is a batch of images (B, C, H, W)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a batch of images (B, C, H, W), got {shape}; "
+                         "for one image use x[None] or data.load_image(...)")

@@ -62,15 +62,25 @@ def show_row(images, titles=None, scale: float = 1.6, suptitle: str | None = Non
     return fig
 
 
+def frame_labels(trajectory: dict, which: str = "xt") -> list[str]:
+    """A label for each frame of a trajectory from `samplers.sample(..., return_trajectory=True)`.
+
+    trajectory["xt"][k] is the image at timestep ts[k] (ts = trajectory["t"]): frame 0 is the noise the
+    sampler starts from, frame k the result of step k, at the timestep the next step starts from, and
+    the last frame the clean image x0. trajectory["x0"][k] is the x0 predicted at the k-th step, at ts[k].
+    """
+    ts = trajectory["t"]
+    if which == "x0":
+        return [f"x0 pred. at t={t}" for t in ts]
+    return [f"t={t}" for t in ts] + ["x0"]
+
+
 def trajectory_strip(trajectory: dict, n_frames: int = 10, which: str = "xt", index: int = 0, ax=None):
     """One image's path through the reverse process: `n_frames` evenly spaced steps, noise to digit."""
     frames = trajectory[which][:, index]  # (S(+1), 1, H, W)
     picks = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
     ax = show_images(frames[picks], nrow=n_frames, ax=ax)
-    ts = trajectory["t"] + [-1] if which == "xt" else trajectory["t"]
-    labels = ["noise" if which == "xt" and p == 0 else f"t={ts[p - 1] if which == 'xt' else ts[p]}" for p in picks]
-    if which == "xt":
-        labels[-1] = "x0"
+    labels = [frame_labels(trajectory, which)[p] for p in picks]
     W = frames.shape[-1] + 2
     ax.set_xticks([2 + W * i + W / 2 - 1 for i in range(n_frames)])
     ax.set_xticklabels(labels, fontsize=7)
@@ -108,13 +118,12 @@ def animate_sampling(trajectory: dict, nrow: int = 8, n_images: int | None = Non
     fig, ax = plt.subplots(figsize=(0.6 * nrow, 0.6 * grids[0].shape[0] / grids[0].shape[1] * nrow + 0.4))
     im = ax.imshow(grids[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.axis("off")
-    ts = trajectory["t"]
+    labels = frame_labels(trajectory, which)
     title = ax.set_title("")
 
     def update(k):
         im.set_data(grids[k])
-        step = (["noise"] + [f"t={t}" for t in ts])[k] if which == "xt" else f"x0 prediction at t={ts[k]}"
-        title.set_text(step)
+        title.set_text(labels[k])
         return im, title
 
     anim = animation.FuncAnimation(fig, update, frames=len(grids), interval=interval, blit=False)

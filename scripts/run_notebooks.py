@@ -2,7 +2,7 @@
 
     python scripts/run_notebooks.py                        # every notebook, fast mode, outputs saved in place
     python scripts/run_notebooks.py --mode full --out DIR  # full mode (a GPU), executed copies written to DIR
-    python scripts/run_notebooks.py notebooks/05_editing.ipynb
+    python scripts/run_notebooks.py notebooks/06_editing.ipynb
 
 This is how the outputs stored in notebooks/ are made (fast mode, so that nbval in CI compares like
 with like) and how full mode is timed on a GPU. After saving in place, run scripts/make_lessons.py.

@@ -16,6 +16,6 @@ def _deterministic():
 
 @pytest.fixture
 def tiny_config():
-    from diffusionlab.unet import UNetConfig
+    from diffusionlab.models.unet import UNetConfig
 
     return UNetConfig(channels=(8, 16), attention=(False, True), num_classes=10, image_size=28)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from diffusionlab import checks, samplers, schedules, train, unet
+from diffusionlab import checks, losses, samplers, schedules
+from diffusionlab.models import unet
 from diffusionlab.checks import ExerciseError
 
 
@@ -47,11 +48,11 @@ def cosine_reference(T, s, max_beta):
 
 
 CASES = {  # check: (reference, a wrong answer, a stub); wrong answers are mistakes students make
-    "check_add_noise": (train.add_noise, lambda x, sigma, g: x + sigma * torch.randn_like(x), stub),
+    "check_add_noise": (losses.add_noise, lambda x, sigma, g: x + sigma * torch.randn_like(x), stub),
     "check_res_block": (ReferenceResBlock, NoSkipResBlock, StubResBlock),
     "check_denoiser_loss": (
-        lambda model, x0, y, g, sigma: train.denoiser_loss(model, x0, y, g, sigma=sigma),
-        lambda model, x0, y, g, sigma: (model(train.add_noise(x0, sigma, g)) - x0).pow(2).sum(),
+        lambda model, x0, y, g, sigma: losses.denoiser_loss(model, x0, y, g, sigma=sigma),
+        lambda model, x0, y, g, sigma: (model(losses.add_noise(x0, sigma, g)) - x0).pow(2).sum(),
         stub,
     ),
     "check_q_sample": (

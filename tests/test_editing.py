@@ -1,4 +1,4 @@
-"""Editing (lesson 5): SDEdit, inpainting, visual anagrams and hybrid images."""
+"""Editing (lesson 6): SDEdit, inpainting, visual anagrams and hybrid images."""
 
 import pytest
 import torch
@@ -254,3 +254,21 @@ def test_sdedit_turns_a_real_3_into_an_8_with_the_shipped_model():
                                 generator=make_generator(0))
     assert metrics.accuracy(classifier, kept, torch.full((16,), 3)) >= 0.9
     assert metrics.accuracy(classifier, edited, target) >= 0.8
+
+
+def test_inpainting_runs_the_samplers_loop(monkeypatch):
+    """One sampling loop: inpaint calls samplers.sample with a callback instead of a copy of the loop."""
+    from diffusionlab.editing import inpainting as inpaint_module
+
+    calls = []
+    real = inpaint_module.sample
+
+    def counting_sample(*args, **kwargs):
+        calls.append(kwargs.get("callback"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inpaint_module, "sample", counting_sample)
+    x = torch.zeros(1, 1, 28, 28)
+    editing.inpaint(lambda xt, t: 0 * xt, x, editing.make_mask("top"), NoiseSchedule(1000), steps=3,
+                    generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and calls[0] is not None

@@ -3,7 +3,7 @@ import torch
 
 from diffusionlab.guidance import cfg_combine, drop_labels, guided_eps
 from diffusionlab.schedules import NoiseSchedule
-from diffusionlab.unet import UNet
+from diffusionlab.models.unet import UNet
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_bad_guidance_scale(model, bad):
 
 
 def test_labels_for_unconditional_model():
-    from diffusionlab.unet import UNetConfig
+    from diffusionlab.models.unet import UNetConfig
 
     m = UNet(UNetConfig(channels=(8, 16), attention=(False, False)))
     with pytest.raises(ValueError, match="not class-conditioned"):

@@ -4,8 +4,9 @@ import torch
 from diffusionlab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from diffusionlab.data import load_mnist
 from diffusionlab.schedules import NoiseSchedule
-from diffusionlab.train import diffusion_loss, lr_at, train
-from diffusionlab.unet import UNet, UNetConfig
+from diffusionlab.losses import diffusion_loss
+from diffusionlab.train import lr_at, train
+from diffusionlab.models.unet import UNet, UNetConfig
 
 CFG = UNetConfig(channels=(8, 16), attention=(False, False), num_classes=10)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffusionlab.unet import UNet, UNetConfig
+from diffusionlab.models.unet import UNet, UNetConfig
 
 
 @pytest.mark.parametrize("kwargs", [

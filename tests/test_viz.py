@@ -41,3 +41,16 @@ def test_strip_animation_and_gif(trajectory, tmp_path):
 def test_plot_loss():
     ax = viz.plot_loss({"step": list(range(1, 101)), "loss": [1 / s for s in range(1, 101)]})
     assert ax.get_yscale() == "log"
+
+
+def test_frame_labels_name_the_timestep_each_frame_is_at(trajectory):
+    """Frame k of trajectory["xt"] is x at ts[k] (frame 0: the starting noise), the last frame the clean image."""
+    ts = trajectory["t"]
+    labels = viz.frame_labels(trajectory)
+    assert labels == [f"t={t}" for t in ts] + ["x0"]
+    assert viz.frame_labels(trajectory, "x0") == [f"x0 pred. at t={t}" for t in ts]
+    ax = viz.trajectory_strip(trajectory, n_frames=len(ts) + 1)  # every frame
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == labels
+    anim = viz.animate_sampling(trajectory, nrow=3)
+    anim._func(1)  # the title of frame 1 is the timestep of frame 1, not the one before it
+    assert anim._fig.axes[0].get_title() == f"t={ts[1]}"

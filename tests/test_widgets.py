@@ -12,7 +12,7 @@ import torch
 from diffusionlab import course, samplers, widgets
 from diffusionlab.data import load_mnist
 from diffusionlab.schedules import NoiseSchedule
-from diffusionlab.unet import UNet, UNetConfig
+from diffusionlab.models.unet import UNet, UNetConfig
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from diffusionlab import course, widgets
 from diffusionlab.schedules import NoiseSchedule
-from diffusionlab.unet import UNet, UNetConfig
+from diffusionlab.models.unet import UNet, UNetConfig
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_ddim_explorer_steps_are_valid_sampler_settings():
     assert choices[0] >= 1 and choices[-1] == 1000 and list(choices) == sorted(choices)
 
 
-# --- Lesson 5 ---
+# --- Lesson 6 ---
 
 IMAGES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
 

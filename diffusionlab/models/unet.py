@@ -1,4 +1,4 @@
-"""A small UNet for 28x28 images, configured by a dataclass (lessons 1-3; room for lessons 6-7).
+"""A small UNet for 28x28 images, configured by a dataclass (lessons 1-3; latents and text in lessons 7-9).
 
 Ronneberger et al. 2015 ("U-Net"), with the diffusion additions of Ho et al. 2020 (DDPM, appendix B):
 residual blocks, GroupNorm (never BatchNorm: a sample must not depend on the other images in its
@@ -8,12 +8,12 @@ resolution. One class covers the course's models:
   * lesson 1, single-step denoiser:   UNetConfig(time_conditioning=False)
   * lesson 2, DDPM:                   UNetConfig()                      forward(x, t)
   * lesson 3, class-conditioned, CFG: UNetConfig(num_classes=10)        forward(x, t, y); y = 10 is "no class"
-  * lesson 6, latent + text:          UNetConfig(in_channels=4, context_dim=...)  forward(x, t, context=tokens)
-  * lesson 7, InstructPix2Pix:        in_channels = latent channels + image channels (concatenated input)
+  * lesson 7, latent + text:          UNetConfig(in_channels=4, context_dim=...)  forward(x, t, context=tokens)
+  * lesson 9, InstructPix2Pix:        in_channels = latent channels + image channels (concatenated input)
 
 Each conditioning signal becomes one embedding vector per image that scales and shifts the
 normalised features of every residual block ("FiLM", Perez et al. 2018). Text tokens, which are a
-sequence rather than one vector, enter through cross-attention instead.
+sequence rather than one vector, enter through cross-attention instead (`attention.py`).
 
 Shapes in comments: B batch, C channels, H x W image size, L tokens.
 """
@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .attention import AttentionBlock, name_attention
 
 
 @dataclass
@@ -84,34 +86,6 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
-class Attention(nn.Module):
-    """Multi-head attention over the H*W positions: self-attention, then (optionally) cross-attention
-    from the positions (queries) to text tokens (keys and values), as in Stable Diffusion."""
-
-    def __init__(self, channels: int, heads: int, groups: int, context_dim: int | None = None):
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.GroupNorm(groups, channels)
-        self.self_attn = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.cross_attn = None
-        if context_dim is not None:
-            self.norm_cross = nn.LayerNorm(channels)
-            self.cross_attn = nn.MultiheadAttention(channels, heads, kdim=context_dim, vdim=context_dim, batch_first=True)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        B, C, H, W = x.shape
-        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C)
-        h = self.self_attn(h, h, h, need_weights=False)[0]
-        out = x + h.transpose(1, 2).reshape(B, C, H, W)
-        if self.cross_attn is not None:
-            if context is None:
-                raise ValueError("this UNet has cross-attention: pass context=(B, L, context_dim) text tokens")
-            q = self.norm_cross(out.flatten(2).transpose(1, 2))  # (B, H*W, C)
-            h = self.cross_attn(q, context, context, need_weights=False)[0]
-            out = out + h.transpose(1, 2).reshape(B, C, H, W)
-        return out
-
-
 class UNet(nn.Module):
     """forward(x, t=None, y=None, context=None) -> prediction with the shape of x (B, out_channels, H, W)."""
 
@@ -129,7 +103,7 @@ class UNet(nn.Module):
                 self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim)  # + 1: the null class
 
         def attn(c, on):
-            return Attention(c, cfg.heads, groups, cfg.context_dim) if on else None
+            return AttentionBlock(c, cfg.heads, groups, cfg.context_dim) if on else None
 
         self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
@@ -158,6 +132,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(groups, c), nn.SiLU(), nn.Conv2d(c, cfg.out_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)  # start by predicting zero: a calm first step of training
         nn.init.zeros_(self.out[-1].bias)
+        name_attention(self)
 
     def _embedding(self, x, t, y):
         cfg = self.config
@@ -196,7 +171,7 @@ class UNet(nn.Module):
         emb = self._embedding(x, t, y)
 
         def attend(layer, h):
-            return layer(h, context) if isinstance(layer, Attention) else h
+            return layer(h, context) if isinstance(layer, AttentionBlock) else h
 
         h = self.stem(x)  # (B, ch[0], H, W)
         skips = []

@@ -1,0 +1,53 @@
+"""The exercise checks of lesson 3, class conditioning and classifier-free guidance."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..course import RECIPES
+from ..guidance import cfg_combine, drop_labels
+from .common import ExerciseError, compare, seeded
+
+
+NULL_CLASS = RECIPES["cond"].config.num_classes  # the course's cond model: digits 0..9, label 10 = "no class"
+
+
+def _dropout_rate(fn: Callable) -> Callable:
+    """Run a condition-dropout function and return the fraction of labels it replaced.
+
+    The random draws may be made in any way, so what is compared is what must hold for every correct
+    answer: a tensor of labels of the same shape, changed only to the null class, at the right rate.
+    """
+    def run(y: torch.Tensor, p_uncond: float, seed: int) -> float:
+        out = fn(y.clone(), p_uncond, NULL_CLASS, torch.Generator().manual_seed(seed))
+        if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ExerciseError(f"Exercise 'drop_labels': return a tensor of labels shaped like y {tuple(y.shape)}, "
+                                f"got {got}")
+        changed = out != y
+        if (out[changed] != NULL_CLASS).any():
+            raise ExerciseError(f"Exercise 'drop_labels' (p_uncond={p_uncond}): a label may only be replaced by the "
+                                f"null class {NULL_CLASS}, but some became {sorted(set(out[changed].tolist()) - {NULL_CLASS})[:5]}")
+        return changed.float().mean().item()
+
+    return run
+
+
+def check_drop_labels(student_fn: Callable) -> None:
+    """Lesson 3. student_fn(y, p_uncond, null_class, generator) -> y with labels dropped to null_class.
+
+    On 50,000 labels the fraction replaced must be within 1.5 points of the reference's (p_uncond).
+    """
+    def labels():
+        return torch.randint(0, 10, (50_000,), generator=torch.Generator().manual_seed(1))
+
+    cases = [lambda p=p: (labels(), p, 7) for p in (0.0, 0.1, 0.5, 1.0)]
+    compare("drop_labels", _dropout_rate(student_fn), _dropout_rate(drop_labels), cases, atol=0.015, rtol=0.0)
+
+
+def check_cfg_combine(student_fn: Callable) -> None:
+    """Lesson 3. student_fn(eps_uncond, eps_cond, guidance_scale) -> the guided noise estimate."""
+    cases = [lambda w=w: (seeded(1, 2, 1, 28, 28), seeded(2, 2, 1, 28, 28), w) for w in (0.0, 1.0, 3.5, 7.5)]
+    compare("cfg_combine", student_fn, cfg_combine, cases)
