@@ -1,6 +1,8 @@
 """The exercise checks of lessons 3 to 5: each passes on the package's reference and names the
 exercise when given a wrong function or an unfinished one (NotImplementedError)."""
 
+import re
+
 import pytest
 import torch
 
@@ -97,8 +99,10 @@ def test_reference_passes(check, reference, wrong, capsys):
 def test_wrong_answers_fail(check, reference, wrong):
     exercise = check.__name__.removeprefix("check_")
     for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'"):
+        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
             check(fn)
+        # the failing case is named by its inputs (drop_labels' own messages name p_uncond)
+        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)) or "p_uncond=" in str(failure.value), failure.value
 
 
 @pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
