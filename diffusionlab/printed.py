@@ -51,7 +51,8 @@ def font_path(name: str) -> Path:
     return path
 
 
-def render_digit(digit: int, font: str, angle: float = 0.0, size: int = 20, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+def render_digit(digit: int, font: str, angle: float = 0.0, size: int = 20,
+                 shift: tuple[int, int] = (0, 0)) -> np.ndarray:
     """One printed digit as a 28x28 float array in [0, 1] (ink = 1), prepared as MNIST's digits were.
 
     font: a file of FONTS; angle: degrees, anticlockwise; size: the longer side of the glyph in pixels

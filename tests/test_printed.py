@@ -25,7 +25,7 @@ def test_printed_digits_have_mnists_shape_range_and_balance(printed):
 def test_each_glyph_fits_20_pixels_and_its_centre_of_mass_is_at_the_centre(printed):
     ink = (printed["images"][:, 0] + 1) / 2  # (n, 28, 28) in [0, 1]
     rows, cols = (ink > 0.05).any(2), (ink > 0.05).any(1)  # (n, 28) each
-    extent = lambda m: m.shape[1] - m.int().argmax(1) - m.flip(1).int().argmax(1)  # noqa: E731
+    extent = lambda m: m.shape[1] - m.int().argmax(1) - m.flip(1).int().argmax(1)
     assert extent(rows).max() <= 20 and extent(cols).max() <= 20
     ys = torch.arange(28.0)
     cy = (ink.sum(2) * ys).sum(1) / ink.sum((1, 2))

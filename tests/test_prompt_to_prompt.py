@@ -134,17 +134,18 @@ def test_reweighting_by_one_changes_nothing_and_by_two_doubles_the_tokens_column
 
 def test_local_blend_with_an_all_ones_mask_is_no_blend_and_with_all_zeros_returns_the_source(setup):
     source, plain = run(setup)
-    everywhere = LocalBlend([3], [3], threshold=0.0)  # every normalised map value is > 0: the mask is all ones
+    everywhere = LocalBlend([3], [3], threshold=0.0)  # every normalised map value is > 0: all ones
     _, kept = run(setup, everywhere, blend=everywhere)
     torch.testing.assert_close(kept, plain, atol=0, rtol=0)
-    nowhere = LocalBlend([3], [3], threshold=1.0)  # no value is > its image's maximum: the mask is all zeros
+    nowhere = LocalBlend([3], [3], threshold=1.0)  # no value is > its image's maximum: all zeros
     source_again, edited = run(setup, nowhere, blend=nowhere)
     torch.testing.assert_close(edited, source_again, atol=0, rtol=0)
     torch.testing.assert_close(source_again, source, atol=0, rtol=0)
-    partial = LocalBlend([3], [3], threshold=0.9, dilate=0)  # random weights: flat maps, all within 20% of their maximum
+    # random weights give flat maps, all within 20% of their maximum: a high threshold cuts out a region
+    partial = LocalBlend([3], [3], threshold=0.9, dilate=0)
     _, blended = run(setup, partial, blend=partial)
     m = partial.mask((8, 8))
-    assert m.shape == (2, N, 1, 8, 8) and 0 < m.float().mean() < 1  # the last step's masks: a region, not all or nothing
+    assert m.shape == (2, N, 1, 8, 8) and 0 < m.float().mean() < 1  # the last step's masks: neither all nor none
     assert (blended - plain).abs().max() > 1e-3
 
 

@@ -3,8 +3,8 @@
 Hertz et al. 2022, "Prompt-to-Prompt Image Editing with Cross-Attention Control". The cross-attention
 map M_t = softmax(Q K^T / sqrt(d)) of a text-to-image UNet says where each word acts (attention.py).
 Sample the source prompt P and the edited prompt P* from the same noise, and let the edited image use
-the source's maps where the prompts agree: the layout stays, the edited words change (sec. 3.2, eq. 3,
-Algorithm 1):
+the source's maps where the prompts agree: the layout stays, the edited words change (sec. 3.2 and
+Algorithm 1; the paper writes it with a threshold tau on t, which counts down):
     Edit(M_t, M_t*, t) = M_t    for the first `fraction` of the steps    (the source's maps)
                        = M_t*   afterwards                               (the edited prompt's own)
 
@@ -14,7 +14,7 @@ The controllers are attention hooks (`models.attention.set_attention_hook`), a f
     InjectSelf    the edited prompt's self-attention maps := the source's (keeps the shape; the paper's code)
     Refine        a word added: copy the source's map through the alignment A_j, keep the new words' own
     Reweight      scale one token's column of the maps by a factor ("thick" x 2)
-    LocalBlend    keep the source outside the region of the edited words (sec. 3.2, "local editing")
+    LocalBlend    keep the source outside the region of the edited words (localized editing)
     Chain         several hooks in order, each seeing the maps the previous one returned
 
 Batch layout. The source and the edited prompt are sampled together in one batch, so that at every step a
@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
+from collections.abc import Hashable, Sequence
 from contextlib import contextmanager
-from typing import Hashable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -90,9 +90,10 @@ class Controller:
 
 
 class EditController(Controller):
-    """A controller that replaces the edited rows' maps, for the first `fraction` of `steps`, in the
-    attention layers it acts on (cross or self). Subclasses write `edit(source, edited, module)`, with
-    source and edited of shape (n, heads, N, M), returning the edited rows' new maps."""
+    """A controller that replaces the edited rows' maps, for the first round(fraction * steps) sampling
+    steps, in the attention layers it acts on (cross or self). Subclasses write
+    `edit(source, edited, module)`, with source and edited of shape (n, heads, N, M), returning the
+    edited rows' new maps."""
 
     cross = True  # acts on cross-attention (True) or on self-attention (False)
 
@@ -114,7 +115,7 @@ class EditController(Controller):
 
 
 class ReplaceCross(EditController):
-    """Word swap (eq. 3): the edited prompt attends where the source did. Both prompts must have their
+    """Word swap (sec. 3.2): the edited prompt attends where the source did. Both prompts must have their
     tokens at the same positions ("a thick seven" -> "a thin seven")."""
 
     def edit(self, source, edited, module):
@@ -123,7 +124,7 @@ class ReplaceCross(EditController):
 
 class InjectSelf(EditController):
     """Self-attention injection: the edited image's positions attend to each other as the source's do,
-    which keeps its shape (Hertz et al.'s code, `self_replace_steps`; Tumanyan et al. 2023 study it)."""
+    which keeps its shape (the paper's code, `self_replace_steps`)."""
 
     cross = False
 
@@ -213,7 +214,7 @@ def word_maps(store: StoreMaps, token: int, row: int = -1, size: int = 28) -> tu
             m = step_maps[name]  # (B, N, M)
             if not -m.shape[-1] <= token < m.shape[-1]:
                 raise ValueError(f"token {token} is outside the {m.shape[-1]} tokens of the prompt")
-            side = int(round(m.shape[1] ** 0.5))
+            side = round(m.shape[1] ** 0.5)
             pic = m[row, :, token].reshape(1, 1, side, side)  # (1, 1, h, w): N = h * w positions, row-major
             per_layer.append(F.interpolate(pic, size=(size, size), mode="bilinear", align_corners=False)[0, 0])
         out.append(torch.stack(per_layer))
@@ -221,7 +222,8 @@ def word_maps(store: StoreMaps, token: int, row: int = -1, size: int = 28) -> tu
 
 
 class LocalBlend(Controller):
-    """Local editing (sec. 3.2): after every step, the edited image keeps the source outside a mask
+    """Localized editing (the paper's blending of x_t, its code's LocalBlend): after every step, the
+    edited image keeps the source outside a mask
         x_t* <- mask * x_t* + (1 - mask) * x_t
     where the mask is where the edited words act: their cross-attention maps at this step (summed over the
     words, averaged over heads and layers, upsampled to the image, dilated by `dilate` pixels, divided by
@@ -241,7 +243,7 @@ class LocalBlend(Controller):
                              f"{self.source_tokens} and {self.edited_tokens}")
         self.threshold = _check_fraction(threshold, "threshold")
         self.dilate, self.guided = dilate, guided
-        self.step_maps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's maps, per layer
+        self.step_maps: dict[Attention, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's maps, per layer
 
     def reset(self) -> None:
         super().reset()
@@ -250,7 +252,7 @@ class LocalBlend(Controller):
     def forward(self, probs, module, step):
         if module.is_cross:
             source, edited = edited_rows(probs, self.guided)  # (n, heads, N, M) each
-            self.step_maps[module.name] = (source[..., self.source_tokens].sum(-1).mean(1),  # (n, N)
+            self.step_maps[module] = (source[..., self.source_tokens].sum(-1).mean(1),  # (n, N)
                                            edited[..., self.edited_tokens].sum(-1).mean(1))
         return None
 
@@ -261,7 +263,7 @@ class LocalBlend(Controller):
         layers = []
         for source, edited in self.step_maps.values():
             m = torch.stack([source, edited])  # (2, n, N)
-            side = int(round(m.shape[-1] ** 0.5))
+            side = round(m.shape[-1] ** 0.5)
             m = m.reshape(2 * m.shape[1], 1, side, side)  # (2n, 1, h, w)
             layers.append(F.interpolate(m, size=size, mode="bilinear", align_corners=False))
         m = torch.stack(layers).mean(0)  # (2n, 1, H, W): the mean over layers
