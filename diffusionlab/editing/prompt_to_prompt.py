@@ -135,7 +135,8 @@ class InjectSelf(EditController):
 class Refine(EditController):
     """A word added or removed (sec. 3.2, "adding a new phrase"): alignment[j] = A_j is the source token
     that the edited token j shows, or -1 for a word the source does not have. Aligned tokens take the
-    source's map M_t[:, :, A_j]; the new words keep their own map M_t*[:, :, j]."""
+    source's map M_t[:, :, A_j]; the new words keep their own map M_t*[:, :, j]. Both prompts are padded
+    to the same number of tokens (one batch); `align_tokens` gives A from the two token lists."""
 
     def __init__(self, alignment: Sequence[int], steps: int, fraction: float = 1.0, guided: bool = True):
         super().__init__(steps, fraction, guided)
