@@ -3,6 +3,10 @@
 Saving is atomic: the file is written next to its destination and renamed over it, so a run
 killed mid-save leaves the previous checkpoint intact. Loading uses `weights_only=True`, which
 refuses to run code hidden in a pickle: a checkpoint holds only tensors and plain values.
+
+Two kinds of checkpoint: a training state, written by `train.train` (weights, EMA, optimizer, step, ...),
+from which training resumes (`load_training_state`); and a weights-only file (the EMA weights and the
+model's metadata, `course.export_weights`), the small file the course ships, for sampling only.
 """
 
 from __future__ import annotations
@@ -49,12 +53,27 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
                               f"{model_name or '<model>'}` or pass the path of an existing one.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"could not read checkpoint {path}: {type(err).__name__}: {err}. "
-                              "Is it a file saved by diffusionlab, and fully written?") from None
+    except Exception:  # torch's message advises weights_only=False, which is unsafe for a file of unknown origin
+        raise CheckpointError(f"could not read {path}: it is not a valid diffusionlab checkpoint (corrupt, cut "
+                              f"short, or another kind of file). Use a checkpoint saved by diffusionlab: train "
+                              f"one with `diffusionlab train {model_name or '<model>'}`, or get the course's "
+                              "shipped files again from the repository (data/checkpoints/).") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
     if model_name is not None and state.get("model_name") != model_name:
         raise CheckpointError(f"{path} holds a {state.get('model_name')!r} model, but a {model_name!r} model was "
                               f"asked for. Pass the checkpoint of a {model_name!r} model.")
+    return state
+
+
+def load_training_state(path: str | Path, model_name: str | None = None, map_location="cpu") -> dict:
+    """Load a checkpoint to resume training from: one saved by `train`, not a weights-only file."""
+    state = load_checkpoint(path, model_name, map_location)
+    if "model" not in state or "optimizer" not in state:
+        name = state.get("model_name") or "<model>"
+        raise CheckpointError(
+            f"{path} holds only a model's weights (a weights-only file, as the course ships in data/checkpoints/), "
+            f"not a training state, so training cannot resume from it. To train from scratch, give another "
+            f"checkpoint path; to sample from these weights, load them with diffusionlab.course.load({name!r}, "
+            f"{str(path)!r}) or `diffusionlab sample --checkpoint {path}`.")
     return state

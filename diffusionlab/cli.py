@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import course
-from .checkpoints import CheckpointError, load_checkpoint
+from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
 from .guidance import check_guidance_scale
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
@@ -71,9 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_positive_int, help="number of optimiser steps")
     budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
     t.add_argument("--batch-size", type=_positive_int, help="images per step (default: the model's recipe)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="random seed (default 0; a resumed run keeps its checkpoint's seed)")
     t.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
-    t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt)")
+    t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt); "
+                   "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
     t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
 
@@ -110,23 +112,56 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_writable(path: Path, what: str, example: str) -> None:
+    """Fail now, before any work, if `path` cannot be written: a directory, no permission, a read-only disk.
+    Missing parent directories are created."""
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory; give a file name, such as {path / example}")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):  # opens without changing an existing file
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write {what} {path}: {err.strerror or err}") from None
+    if not existed:
+        os.remove(path)
+
+
+def _budget_text(steps, minutes) -> str:
+    return " and ".join(([f"step {steps}"] if steps is not None else []) +
+                        ([f"{minutes:g} minutes of training in all"] if minutes is not None else []))
+
+
 def cmd_train(args) -> None:
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps = 2000
     device = get_device(args.device)
     checkpoint = args.checkpoint or course.default_checkpoint(args.model)
+    check_writable(checkpoint, "checkpoint", f"{args.model}.pt")
+    seed = 0 if args.seed is None else args.seed
     resumed_from = 0
     if checkpoint.exists() and not args.no_resume:
-        resumed_from = load_checkpoint(checkpoint, args.model)["step"]
-        print(f"resuming {args.model!r} from step {resumed_from} of {checkpoint}")
+        state = load_training_state(checkpoint, args.model)
+        resumed_from, trained = state["step"], state.get("seconds", 0.0) / 60
+        print(f"resuming {args.model!r} from step {resumed_from} of {checkpoint} ({trained:.1f} minutes trained), "
+              f"to {_budget_text(steps, minutes)}")
+        if args.seed is not None and args.seed != state["seed"]:
+            print(f"note: --seed {args.seed} differs from the checkpoint's seed {state['seed']}; the checkpoint's "
+                  f"seed is kept so that the resumed run is exact (--no-resume starts afresh with --seed {args.seed})")
+        seed = state["seed"]
+        if (steps is not None and resumed_from >= steps) or (minutes is not None and trained >= minutes):
+            print("the checkpoint has already reached the budget: nothing to train. Give a larger --steps or "
+                  "--minutes to train on (both count from the start of the run).")
+            return
     print(f"training {args.model!r} on {device} -> {checkpoint}")
     start = time.time()
     extra = {"vae": args.vae} if args.model == "text" else {}
     if args.vae is not None and args.model != "text":
         raise ValueError("--vae is an option of the text model only")
     model, history = course.train_model(args.model, steps=steps, minutes=minutes, checkpoint=checkpoint,
-                                        device=device, seed=args.seed, batch_size=args.batch_size,
+                                        device=device, seed=seed, batch_size=args.batch_size,
                                         resume=not args.no_resume, **extra)
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
@@ -194,6 +229,9 @@ def cmd_sample(args) -> None:
         path = course.default_checkpoint(args.model)
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
+    check_writable(args.out, "--out", "samples.pt")
+    if args.png:
+        check_writable(args.png, "--png", "grid.png")
     model = course.load(args.model, path, device)
     if args.compile:
         start = time.time()
@@ -212,7 +250,6 @@ def cmd_sample(args) -> None:
     out = {"images": images}
     if labels is not None:
         out["labels"] = labels.long()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, args.out)
     if args.png:
         import matplotlib.pyplot as plt
@@ -229,12 +266,25 @@ def cmd_export(args) -> None:
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
 
 
+def load_samples(path: Path) -> dict:
+    """A samples file written by `diffusionlab sample`, or a clear error saying why it is not one."""
+    how = "write one with `diffusionlab sample --out FILE`"
+    if not path.exists():
+        raise ValueError(f"samples file {path} does not exist; {how}")
+    try:
+        result = torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure to read means: not a samples file
+        raise ValueError(f"{path} is not a samples file (it could not be read as one); {how}") from None
+    images = result.get("images") if isinstance(result, dict) else None
+    if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1:] == (1, 28, 28)):
+        raise ValueError(f"{path} is not a samples file (no 'images' of shape (N, 1, 28, 28)); {how}")
+    return result
+
+
 def cmd_score(args) -> None:
     from .metrics import SampleScorer
 
-    if not args.samples.exists():
-        raise ValueError(f"samples file {args.samples} does not exist; write one with `diffusionlab sample --out FILE`")
-    result = torch.load(args.samples, weights_only=True)
+    result = load_samples(args.samples)
     images = result["images"] * 2 - 1  # the file holds [0, 1]; the classifier reads [-1, 1]
     scorer = SampleScorer()
     scores = scorer.score(images, result.get("labels"))
@@ -263,8 +313,8 @@ def main(argv=None) -> int:
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is kept, run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as err:  # `train` says at which step it stopped and where it saved
+        print(f"diffusionlab {args.command}: {str(err) or 'interrupted; nothing was saved'}", file=sys.stderr)
         return 130
     return 0
 

@@ -5,7 +5,8 @@ Imagen/diffusers (w = 1: plain conditional model; w = 0: unconditional):
     eps_guided = eps_uncond + w (eps_cond - eps_uncond)
 One network learns both terms: during training the class label is replaced by the "null" class
 with probability p_uncond. A *negative* class takes the place of the null class, so the sample is
-pushed towards y and away from the negative class.
+pushed towards y and away from the negative class. Without y, the unconditional prediction is the
+positive term: eps = eps_neg + w (eps_uncond - eps_neg), away from the negative class only.
 
 `guided_eps` turns a trained UNet into the eps_fn(x_t, t) that the samplers call.
 """
@@ -44,9 +45,10 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
     """Wrap `model` into eps_fn(x_t, t) -> eps for the samplers.
 
     model:          a UNet predicting `prediction` ("eps", "x0" or "v"); class-conditioned if y is given
-    y:              (B,) class labels, or None for an unconditional model
-    guidance_scale: w in eps_uncond + w (eps_cond - eps_uncond); 1 skips the unconditional pass
-    negative_y:     (B,) classes to steer away from, used in place of the null class
+    y:              (B,) class labels, or None: the null class (unconditional)
+    guidance_scale: w in eps_uncond + w (eps_cond - eps_uncond); 1 skips the second pass
+    negative_y:     (B,) classes to steer away from, used in place of the null class; with y = None,
+                    eps_neg + w (eps_uncond - eps_neg)
     """
     check_guidance_scale(guidance_scale)
     num_classes = getattr(model.config, "num_classes", None)
@@ -58,13 +60,17 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
         return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
 
     def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if y is None or guidance_scale == 1.0:
-            return output_to_eps(model(xt, t, y) if num_classes else model(xt, t), xt, t)
-        uncond = negative_y if negative_y is not None else torch.full_like(y, num_classes)
+        if not num_classes:
+            return output_to_eps(model(xt, t), xt, t)
+        null = torch.full((xt.shape[0],), num_classes, device=xt.device, dtype=torch.long)
+        positive = y if y is not None else null
+        if guidance_scale == 1.0 or (y is None and negative_y is None):
+            return output_to_eps(model(xt, t, positive), xt, t)
+        negative = negative_y if negative_y is not None else null
         # one batched forward pass for both predictions: (2B, C, H, W)
-        out = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([uncond, y]))
-        eps_uncond, eps_cond = output_to_eps(out, torch.cat([xt, xt]), torch.cat([t, t])).chunk(2)
-        return cfg_combine(eps_uncond, eps_cond, guidance_scale)
+        out = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([negative, positive]))
+        eps_negative, eps_positive = output_to_eps(out, torch.cat([xt, xt]), torch.cat([t, t])).chunk(2)
+        return cfg_combine(eps_negative, eps_positive, guidance_scale)
 
     return eps_fn
 

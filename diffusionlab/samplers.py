@@ -18,17 +18,25 @@ DDIM, Song et al. 2021, eq. 12 (and eq. 16 for sigma):
     x_t'    = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps + sigma z
 eta = 0 is deterministic; eta = 1 gives DDPM's variance.
 
-x0_hat is clipped to [-1, 1], the data range, and eps is recomputed from the clipped x0_hat.
+x0_hat is clipped to [-clip, clip], the data range (clip = 1 for images in [-1, 1]), and eps is
+recomputed from the clipped x0_hat; clip = None turns clipping off (a latent model's data has no
+fixed range). The returned sample is clamped to the same range.
+
+Precision: the schedule's tables stay in float64 and each step's coefficients are computed from them
+as Python floats; the tensors are computed in float32 (float64 if x is float64), whatever the dtype
+of x_T or of the network's output. In bfloat16, alpha_bar_0 = 0.99996 rounds to 1 and a 1000-step
+sample divides by 1 - alpha_bar_0 = 0. The samples come back in float32 (float64 for float64 x_T).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, compute_dtype, eps_from_x0, x0_from_eps
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # eps_fn(x_t (B, C, H, W), t (B,)) -> eps
 
@@ -55,77 +63,103 @@ def ddim_timesteps(T: int, steps: int, spacing: str = "trailing") -> list[int]:
     return [int(t) for t in ts]
 
 
-def _alpha_bar(schedule: NoiseSchedule, t: int, like: torch.Tensor) -> torch.Tensor:
-    """alpha_bar at an integer t, with alpha_bar(-1) = 1 (the clean image), as a scalar tensor."""
-    return schedule.alpha_bar_at(t).to(device=like.device, dtype=like.dtype)
+def _alpha_bar(schedule: NoiseSchedule, t: int) -> float:
+    """alpha_bar at an integer t as a Python float (float64), with alpha_bar(-1) = 1 (the clean image)."""
+    return float(schedule.alpha_bar_at(t))
 
 
-def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def check_clip(clip: float | None) -> float | None:
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise ValueError(f"clip must be a positive bound (x0_hat is clipped to [-clip, clip]; 1.0 for images "
+                         f"in [-1, 1]) or None for no clipping, got {clip!r}")
+    return clip
+
+
+def _check_step(schedule: NoiseSchedule, t: int, t_prev: int, generator, noise) -> None:
+    if not 0 <= t < schedule.T or not -1 <= t_prev < t:
+        raise ValueError(f"need 0 <= t < T={schedule.T} and -1 <= t_prev < t, got t={t}, t_prev={t_prev}")
+    if generator is not None and noise is not None:
+        raise ValueError("pass either noise or generator, not both: the noise would be used and the generator "
+                         "silently ignored")
+
+
+def _as_compute(xt: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x_t and eps in the samplers' precision (float32, or float64 if x_t is float64)."""
+    dtype = compute_dtype(xt)
+    return xt.to(dtype), eps.to(dtype)
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator | None, noise: torch.Tensor | None) -> torch.Tensor:
+    if noise is not None:
+        return noise.to(like.dtype)
     return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def predict_x0(schedule: NoiseSchedule, eps: torch.Tensor, t: int, xt: torch.Tensor, clip: bool = True):
-    """x0_hat from x_t and eps (eq. 4 solved for x0); clipped to [-1, 1] with eps made consistent."""
-    a = _alpha_bar(schedule, t, xt)
-    x0 = (xt - (1 - a).sqrt() * eps) / a.sqrt()
-    if clip:
-        x0 = x0.clamp(-1, 1)
-        eps = (xt - a.sqrt() * x0) / (1 - a).sqrt()
+def predict_x0(schedule: NoiseSchedule, eps: torch.Tensor, t: int, xt: torch.Tensor, clip: float | None = 1.0):
+    """x0_hat from x_t and eps (eq. 4 solved for x0); clipped to [-clip, clip] with eps made consistent.
+    Returns (x0_hat, eps); clip=None: no clipping."""
+    check_clip(clip)
+    xt, eps = _as_compute(xt, eps)
+    a = _alpha_bar(schedule, t)
+    x0 = x0_from_eps(xt, eps, a)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = eps_from_x0(xt, x0, a)
     return x0, eps
 
 
-def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, xt: torch.Tensor, t_prev: int | None = None,
-              generator: torch.Generator | None = None, clip: bool = True, noise: torch.Tensor | None = None):
-    """One ancestral step x_t -> x_{t_prev} (Algorithm 2). Returns (x_prev, x0_hat).
+def ddpm_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor,
+              generator: torch.Generator | None = None, clip: float | None = 1.0, noise: torch.Tensor | None = None):
+    """One ancestral step x_t -> x_{t_prev} (Algorithm 2; t_prev = t - 1 unless steps are skipped).
+    Returns (x_prev, x0_hat).
 
-    t_prev defaults to t - 1; -1 means "the clean image", the last step, where no noise is added.
+    t_prev = -1 means "the clean image", the last step, where no noise is added. The noise z comes from
+    `generator`, or is given as `noise` (not both).
     """
-    t_prev = t - 1 if t_prev is None else t_prev
-    if not 0 <= t < schedule.T or not -1 <= t_prev < t:
-        raise ValueError(f"need 0 <= t < T={schedule.T} and -1 <= t_prev < t, got t={t}, t_prev={t_prev}")
-    # 1. names from the paper
-    ab_t, ab_prev = _alpha_bar(schedule, t, xt), _alpha_bar(schedule, t_prev, xt)
+    _check_step(schedule, t, t_prev, generator, noise)
+    xt, eps = _as_compute(xt, eps)
+    # 1. names from the paper (Python floats, from the float64 tables)
+    ab_t, ab_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
     beta = 1 - ab_t / ab_prev
     # 2. the clean image the model sees in x_t
     x0, _ = predict_x0(schedule, eps, t, xt, clip)
     # 3. posterior mean and variance (eq. 7)
-    mean = (ab_prev.sqrt() * beta / (1 - ab_t)) * x0 + ((1 - beta).sqrt() * (1 - ab_prev) / (1 - ab_t)) * xt
+    mean = (math.sqrt(ab_prev) * beta / (1 - ab_t)) * x0 + (math.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab_t)) * xt
     if t_prev < 0:
         return mean, x0  # the last step adds no noise
-    var = ((1 - ab_prev) / (1 - ab_t) * beta).clamp(min=1e-20)
+    var = max((1 - ab_prev) / (1 - ab_t) * beta, 1e-20)
     # 4. sample
-    z = _noise(xt, generator) if noise is None else noise
-    return mean + var.sqrt() * z, x0
+    return mean + math.sqrt(var) * _noise(xt, generator, noise), x0
 
 
 def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor, eta: float = 0.0,
-              generator: torch.Generator | None = None, clip: bool = True, noise: torch.Tensor | None = None):
-    """One DDIM step x_t -> x_{t_prev} (eq. 12). Returns (x_prev, x0_hat). t_prev = -1: the clean image."""
-    if not 0 <= t < schedule.T or not -1 <= t_prev < t:
-        raise ValueError(f"need 0 <= t < T={schedule.T} and -1 <= t_prev < t, got t={t}, t_prev={t_prev}")
+              generator: torch.Generator | None = None, clip: float | None = 1.0, noise: torch.Tensor | None = None):
+    """One DDIM step x_t -> x_{t_prev} (eq. 12). Returns (x_prev, x0_hat). t_prev = -1: the clean image.
+    The noise z (eta > 0) comes from `generator`, or is given as `noise` (not both)."""
+    _check_step(schedule, t, t_prev, generator, noise)
     if not 0 <= eta <= 1:
         raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1 (DDPM-like), got {eta}")
-    # 1. names from the paper
-    ab_t, ab_prev = _alpha_bar(schedule, t, xt), _alpha_bar(schedule, t_prev, xt)
+    xt, eps = _as_compute(xt, eps)
+    # 1. names from the paper (Python floats, from the float64 tables)
+    ab_t, ab_prev = _alpha_bar(schedule, t), _alpha_bar(schedule, t_prev)
     # 2. predicted x0, and the noise direction consistent with it
     x0, eps = predict_x0(schedule, eps, t, xt, clip)
     # 3. sigma (eq. 16)
-    sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).sqrt()
+    sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
     # 4. eq. 12: jump to t_prev along the predicted direction, plus fresh noise if eta > 0
-    x_prev = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
     if eta > 0 and t_prev >= 0:
-        z = _noise(xt, generator) if noise is None else noise
-        x_prev = x_prev + sigma * z
+        x_prev = x_prev + sigma * _noise(xt, generator, noise)
     return x_prev, x0
 
 
 def step(sampler: str, schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor,
-         eta: float = 0.0, generator: torch.Generator | None = None):
+         eta: float = 0.0, generator: torch.Generator | None = None, clip: float | None = 1.0):
     """One reverse step of `sampler` ("ddpm" or "ddim") from t to t_prev. Returns (x_prev, x0_hat)."""
     if sampler == "ddpm":
-        return ddpm_step(schedule, eps, t, xt, t_prev, generator=generator)
+        return ddpm_step(schedule, eps, t, t_prev, xt, generator=generator, clip=clip)
     if sampler == "ddim":
-        return ddim_step(schedule, eps, t, t_prev, xt, eta, generator=generator)
+        return ddim_step(schedule, eps, t, t_prev, xt, eta, generator=generator, clip=clip)
     raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
 
 
@@ -145,8 +179,9 @@ def sample(
     callback: Callable | None = None,
     return_trajectory: bool = False,
     progress: bool = True,
+    clip: float | None = 1.0,
 ):
-    """Run the reverse process from noise to images in [-1, 1].
+    """Run the reverse process from noise to samples in [-clip, clip] (images in [-1, 1] by default).
 
     eps_fn:     (x_t (B, C, H, W), t (B,)) -> eps (B, C, H, W)
     sampler:    "ddpm" (ancestral, Algorithm 2) or "ddim" (eq. 12 with `eta`)
@@ -156,24 +191,26 @@ def sample(
                 (SDEdit, lesson 6)
     callback:   callback(i, t, t_prev, x_prev, x0_hat) after every step; if it returns a tensor,
                 that replaces x_prev (inpainting, lesson 6)
-    Returns x0 (B, C, H, W), or (x0, trajectory) where trajectory = {"t": [...], "xt": (S+1, B, C, H, W),
+    clip:       the data range bound: x0_hat and the result are clipped to [-clip, clip]; None: not at all
+    Returns x0 (B, C, H, W) in float32 (float64 if xT is float64), or (x0, trajectory) where trajectory = {"t": [...], "xt": (S+1, B, C, H, W),
     "x0": (S, B, C, H, W)} on the CPU when return_trajectory=True.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    check_clip(clip)
     timesteps = ddim_timesteps(schedule.T, steps, spacing)
     if not 0 <= start_step < len(timesteps):
         raise ValueError(f"start_step must be in 0..{len(timesteps) - 1} for {steps} steps, got {start_step}")
     if xT is None:
         x = torch.randn(shape, generator=generator, device=device)
     else:
-        x = xT
+        x = xT.to(compute_dtype(xT))
     traj = {"t": [], "xt": [x.cpu()], "x0": []}
     run = timesteps[start_step:]
     for i, t in enumerate(tqdm(run, desc=f"{sampler} sampling", disable=not progress, leave=False)):
         t_prev = run[i + 1] if i + 1 < len(run) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-        x, x0 = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator)
+        x, x0 = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator, clip=clip)
         if callback is not None:
             replaced = callback(i, t, t_prev, x, x0)
             if replaced is not None:
@@ -182,7 +219,8 @@ def sample(
             traj["t"].append(t)
             traj["xt"].append(x.cpu())
             traj["x0"].append(x0.cpu())
-    x = x.clamp(-1, 1)
+    if clip is not None:
+        x = x.clamp(-clip, clip)
     if return_trajectory:
         traj["xt"] = torch.stack(traj["xt"])
         traj["x0"] = torch.stack(traj["x0"])
@@ -217,17 +255,17 @@ def ddim_invert(
     on the CPU (from x0 to x_T) when return_trajectory=True.
     """
     timesteps = ddim_timesteps(schedule.T, steps, spacing)[::-1]  # increasing: least noise first
-    x = x0
+    x = x0.to(compute_dtype(x0))
     traj = {"t": [], "xt": [x.cpu()]}
     t_prev = -1  # the clean image
     for t in tqdm(timesteps, desc="ddim inversion", disable=not progress, leave=False):
         # 1. names from the paper: alpha_bar where we are (t_prev) and where we go (t)
-        ab_prev, ab_t = _alpha_bar(schedule, t_prev, x), _alpha_bar(schedule, t, x)
+        ab_prev, ab_t = _alpha_bar(schedule, t_prev), _alpha_bar(schedule, t)
         # 2. the model's noise estimate, at the current point but with the label of the next timestep
         eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
         # 3. eq. 12 (eta = 0) solved the other way round
-        x0_hat = (x - (1 - ab_prev).sqrt() * eps) / ab_prev.sqrt()
-        x = ab_t.sqrt() * x0_hat + (1 - ab_t).sqrt() * eps
+        x0_hat = x0_from_eps(x, eps, ab_prev)
+        x = math.sqrt(ab_t) * x0_hat + math.sqrt(1 - ab_t) * eps
         t_prev = t
         if return_trajectory:
             traj["t"].append(t)

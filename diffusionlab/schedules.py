@@ -11,11 +11,16 @@ Timesteps are integers t = 0, ..., T-1 (index 0 is the first, least noisy step),
 convention as the diffusers schedulers, so training and sampling always use the same range.
 
 Schedules: "linear" (DDPM, beta from 1e-4 to 0.02 for T = 1000) and "cosine" (Nichol & Dhariwal
-2021, "Improved DDPM", eq. 17).
+2021, "Improved DDPM", eq. 17). Both cap beta at max_beta = 0.999, so that every T >= 1 gives
+0 < alpha_bar < 1, strictly decreasing.
+
+The tables are float64. The forward process and the samplers compute in float32 at least, whatever
+the dtype of x: in bfloat16, alpha_bar_0 = 0.99996 would round to 1 and 1 - alpha_bar_0 to 0.
 
 Models may predict eps, x0 or v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0 (Salimans & Ho
 2022, "Progressive Distillation", sec. 4); `NoiseSchedule.to_x0_eps` converts any of them to the
-pair (x0, eps) the samplers need.
+pair (x0, eps) the samplers need. `x0_from_eps` and `eps_from_x0` are eq. 4 solved for x0 and for
+eps: the one place where the forward process is inverted.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import torch
 PREDICTIONS = ("eps", "x0", "v")
 
 
-def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """DDPM's linear schedule, scaled so that any T gives the same overall noise as T = 1000."""
+def linear_betas(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, max_beta: float = 0.999) -> torch.Tensor:
+    """DDPM's linear schedule, scaled by 1000 / T (as Improved DDPM's code does) so that any T gives about
+    the same overall noise as T = 1000. For T <= 20 the scaled betas reach 1 (at T = 10, up to 2), which
+    would make alpha_bar 0 or negative; like the cosine schedule, beta is capped at max_beta."""
     scale = 1000 / T
-    return torch.linspace(scale * beta_start, scale * beta_end, T, dtype=torch.float64)
+    return torch.linspace(scale * beta_start, scale * beta_end, T, dtype=torch.float64).clamp(max=max_beta)
 
 
 def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -42,10 +49,28 @@ def cosine_betas(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> to
     return torch.tensor(betas, dtype=torch.float64)
 
 
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype the forward process and the samplers compute in for a tensor x: float32, or float64 if x is."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def x0_from_eps(xt: torch.Tensor, eps: torch.Tensor, alpha_bar) -> torch.Tensor:
+    """Eq. 4 solved for x0: x0 = (x_t - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar).
+
+    alpha_bar: a number, or a tensor that broadcasts against x_t (such as (B, 1, 1, 1)).
+    """
+    return (xt - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5
+
+
+def eps_from_x0(xt: torch.Tensor, x0: torch.Tensor, alpha_bar) -> torch.Tensor:
+    """Eq. 4 solved for eps: eps = (x_t - sqrt(alpha_bar) x0) / sqrt(1 - alpha_bar) (alpha_bar < 1)."""
+    return (xt - alpha_bar**0.5 * x0) / (1 - alpha_bar) ** 0.5
+
+
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """values[t] shaped (B, 1, 1, 1) to broadcast against an image batch `like`."""
+    """values[t] shaped (B, 1, 1, 1) to broadcast against an image batch `like`, in `compute_dtype(like)`."""
     t = torch.as_tensor(t, device=values.device).long().reshape(-1)
-    out = values[t].to(device=like.device, dtype=like.dtype)
+    out = values[t].to(device=like.device, dtype=compute_dtype(like))
     return out.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -88,7 +113,7 @@ class NoiseSchedule:
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Forward process, eq. 4: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps.
 
-        x0, eps: (B, C, H, W); t: (B,) integer timesteps.
+        x0, eps: (B, C, H, W); t: (B,) integer timesteps. Returns x_t in float32 (float64 if x0 is).
         """
         if x0.shape != eps.shape:
             raise ValueError(f"x0 and eps must have the same shape, got {tuple(x0.shape)} and {tuple(eps.shape)}")
@@ -116,10 +141,10 @@ class NoiseSchedule:
         a = _gather(self.alpha_bar, t, xt)
         if prediction == "eps":
             eps = output
-            x0 = (xt - (1 - a).sqrt() * eps) / a.sqrt()
+            x0 = x0_from_eps(xt, eps, a)
         elif prediction == "x0":
             x0 = output
-            eps = (xt - a.sqrt() * x0) / (1 - a).sqrt()
+            eps = eps_from_x0(xt, x0, a)
         elif prediction == "v":
             x0 = a.sqrt() * xt - (1 - a).sqrt() * output
             eps = (1 - a).sqrt() * xt + a.sqrt() * output

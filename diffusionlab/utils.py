@@ -25,6 +25,17 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
+def available_devices() -> list[str]:
+    """The devices torch can use here, e.g. ["cpu"] or ["cpu", "cuda"] (["cpu", "cuda:0", "cuda:1"] with two GPUs)."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        devices += ["cuda"] if n == 1 else [f"cuda:{i}" for i in range(n)]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 def get_device(name: str | None = None) -> torch.device:
     """The best device available (CUDA, then Apple MPS, then CPU), or the one named ("cpu", "cuda", "mps")."""
     if name in (None, "auto"):
@@ -33,11 +44,19 @@ def get_device(name: str | None = None) -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    here = f"the devices here are: {', '.join(available_devices())} (or auto, the best of them)"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; {here}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for, but no CUDA GPU is available; use --device cpu")
+        raise ValueError(f"device {name!r} was asked for, but no CUDA GPU is available; {here}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} was asked for, but there are only {torch.cuda.device_count()} GPUs; {here}")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' was asked for, but Apple MPS is not available; use --device cpu")
+        raise ValueError(f"device {name!r} was asked for, but Apple MPS is not available; {here}")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not supported by the course; {here}")
     return device
 
 

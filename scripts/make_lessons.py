@@ -6,10 +6,11 @@
 
 In each code cell, every block from a line `### BEGIN SOLUTION` to a line `### END SOLUTION` is
 replaced by `# YOUR CODE HERE` and `raise NotImplementedError()`, indented like the BEGIN line.
-All outputs and execution counts are cleared, except the outputs of the check cells (first line
+All outputs and execution counts are cleared, except in the check cells (first line
 `# NBVAL_CHECK_OUTPUT`): they keep the reference "PASS ..." verdict, which nbval compares with the
-student's. The Colab badge is pointed at lessons/. The JSON is written deterministically, so running
-the script twice gives the same bytes.
+student's, and their execution count, without which nbval fails the cell ("Unrun reference cell has
+outputs") even when the student's answer is right. The Colab badge is pointed at lessons/. The JSON is
+written deterministically, so running the script twice gives the same bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
-COLAB = "https://colab.research.google.com/github/diffusionlab/diffusionlab/blob/main/"
+# The course's address: the one place it is written. The notebooks' setup cells clone it on Colab, their badges
+# and the README's link to it; tests/test_lessons.py checks that every copy agrees with this line.
+REPOSITORY = "https://github.com/diffusionlab/diffusionlab"
+COLAB = "https://colab.research.google.com/github/" + REPOSITORY.removeprefix("https://github.com/") + "/blob/main/"
 
 
 def source_text(cell: dict) -> str:
@@ -90,12 +94,16 @@ def make_lesson(nb: dict) -> dict:
             src = src.replace(COLAB + "notebooks/", COLAB + "lessons/")
         elif cell["cell_type"] == "code":
             src = split_solutions(src)[0]
-            cell["execution_count"] = None
-            if is_check_cell(cell):
+            if is_check_cell(cell) and cell["outputs"]:
+                # nbval compares a cell's stored outputs only if the cell has an execution count, and fails a
+                # cell with outputs but none ("Unrun reference cell has outputs"): the check cells keep the
+                # notebook's count, so that a lesson filled in but never run (or run and not saved) can be graded.
+                cell["execution_count"] = cell.get("execution_count") or 1
                 for output in cell["outputs"]:
                     if "execution_count" in output:
-                        output["execution_count"] = None
+                        output["execution_count"] = cell["execution_count"]
             else:
+                cell["execution_count"] = None
                 cell["outputs"] = []
         cell["source"] = src
     return nb

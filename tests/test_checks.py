@@ -68,10 +68,12 @@ CASES = {  # check: (reference, a wrong answer, a stub); wrong answers are mista
         stub,
     ),
     "check_ddpm_step": (
-        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0],
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+                                                                       noise=noise)[0],
         # noise added at the last step too
-        lambda schedule, eps, t, xt, noise: samplers.ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0]
-        + (0.01 * noise if t == 0 else 0),
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+                                                                       noise=noise)[0]
+        + (0.01 * noise if t_prev == -1 else 0),
         stub,
     ),
 }
@@ -85,8 +87,53 @@ def test_check_passes_the_reference(name, capsys):
 
 @pytest.mark.parametrize("name", CASES)
 def test_check_rejects_a_wrong_answer(name):
-    with pytest.raises(ExerciseError, match=r"Exercise '\w+'.*case \d"):
+    with pytest.raises(ExerciseError, match=r"Exercise '\w+', case \d+ of \d+ \(\w+.*\)"):  # the case by its inputs
         getattr(checks, name)(CASES[name][1])
+
+
+def test_a_failure_names_its_case_by_its_inputs():
+    with pytest.raises(ExerciseError) as failure:
+        checks.check_add_noise(lambda x, sigma, generator=None: x)  # forgets the noise: case 1 (sigma = 0) passes
+    assert str(failure.value).startswith("Exercise 'add_noise', case 2 of 4 (x: (2, 1, 28, 28) tensor, sigma=0.2, "
+                                         "generator seeded 2): values differ from the reference")
+    with pytest.raises(ExerciseError, match=r"case 1 of 3 \(schedule=NoiseSchedule\(T=1000, kind='cosine'\), "
+                                            r"x0: \(4, 1, 28, 28\) tensor, t=\[0, 250, 500, 999\], eps: "):
+        checks.check_q_sample(CASES["check_q_sample"][1])
+
+
+NOTEBOOK = """
+import torch
+
+def add_noise(x, sigma, generator=None):  # wrong: the noise is drawn without the generator, twice too strong
+    return x + 2 * sigma * torch.randn_like(x)
+
+def denoiser_loss(model, x0, y, generator, sigma=0.5):  # right, but calls the wrong add_noise
+    z = add_noise(x0, sigma, generator)
+    return (model(z) - x0).pow(2).mean()
+"""
+
+
+def test_denoiser_loss_check_tests_the_loss_alone(capsys):
+    """A correct denoiser_loss passes although the notebook's add_noise, which it calls, is wrong; and the
+    notebook's add_noise is the student's again afterwards."""
+    namespace = {}
+    exec(NOTEBOOK, namespace)  # a notebook's globals
+    students_add_noise = namespace["add_noise"]
+    with pytest.raises(ExerciseError, match="'add_noise'"):
+        checks.check_add_noise(students_add_noise)
+    checks.check_denoiser_loss(namespace["denoiser_loss"])
+    assert capsys.readouterr().out.startswith("PASS denoiser_loss")
+    assert namespace["add_noise"] is students_add_noise
+
+
+def test_others_as_references_reaches_a_class_and_restores_on_error():
+    namespace = {}
+    exec("def helper():\n    return 'student'\nclass Block:\n    def forward(self):\n        return helper()\n", namespace)
+    with checks.others_as_references(namespace["Block"], helper=lambda: "reference"):
+        assert namespace["Block"]().forward() == "reference"
+    with pytest.raises(RuntimeError), checks.others_as_references(namespace["Block"], helper=lambda: "reference"):
+        raise RuntimeError("a student's error")
+    assert namespace["Block"]().forward() == "student"
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -107,3 +154,12 @@ def test_checks_leave_the_global_rng_alone(name):
     torch.manual_seed(123)
     getattr(checks, name)(CASES[name][0])
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_ddpm_step_check_needs_t_prev():
+    """A step that always goes to t - 1 (beta_t from the table) misses the check's skipping case."""
+    def always_t_minus_1(schedule, eps, t, t_prev, xt, noise):
+        return samplers.ddpm_step(schedule, eps, t, t - 1, xt, clip=None, noise=noise)[0]
+
+    with pytest.raises(ExerciseError, match="case 6"):
+        checks.check_ddpm_step(always_t_minus_1)

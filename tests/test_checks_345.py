@@ -1,6 +1,8 @@
 """The exercise checks of lessons 3 to 5: each passes on the package's reference and names the
 exercise when given a wrong function or an unfinished one (NotImplementedError)."""
 
+import re
+
 import pytest
 import torch
 
@@ -70,7 +72,7 @@ CASES = [
      [lambda T, steps: samplers.ddim_timesteps(T, steps, "leading"),
       lambda T, steps: [int(T - 1 - i * T / steps) for i in range(steps)],  # floor instead of round
       lambda T, steps: list(range(T - 1, -1, -(T // steps)))]),
-    (checks.check_ddim_step, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, clip=False,
+    (checks.check_ddim_step, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, clip=None,
                                                                                        noise=noise),
      [ddim_step_no_noise_term, lambda s, eps, t, tp, xt, eta, noise: samplers.ddim_step(s, eps, t, tp, xt, eta, noise=noise)]),
     (checks.check_sdedit_start, lambda s, x0, strength, steps, g: editing.sdedit_start(s, x0, strength, steps, generator=g),
@@ -97,8 +99,10 @@ def test_reference_passes(check, reference, wrong, capsys):
 def test_wrong_answers_fail(check, reference, wrong):
     exercise = check.__name__.removeprefix("check_")
     for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'"):
+        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
             check(fn)
+        # the failing case is named by its inputs (drop_labels' own messages name p_uncond)
+        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)) or "p_uncond=" in str(failure.value), failure.value
 
 
 @pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from diffusionlab.checkpoints import load_checkpoint
 from diffusionlab.cli import main
 
 
@@ -58,3 +59,129 @@ def test_bad_arguments_give_one_line_errors(argv, message, tmp_path, capsys):
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def _train(ckpt, *extra):
+    return main(["train", "cond", "--batch-size", "8", "--checkpoint", str(ckpt), "--device", "cpu", *extra])
+
+
+def _same_training_state(a, b):
+    sa, sb = load_checkpoint(a), load_checkpoint(b)
+    assert sa["step"] == sb["step"] and sa["history"] == sb["history"]
+    for key in ("model", "ema"):
+        assert all(torch.equal(sa[key][k], sb[key][k]) for k in sa[key])
+
+
+@pytest.fixture(scope="module")
+def four_steps(tmp_path_factory):
+    """An uninterrupted 4-step run, to compare the resumed runs with."""
+    ckpt = tmp_path_factory.mktemp("reference") / "cond.pt"
+    assert _train(ckpt, "--steps", "4") == 0
+    return ckpt
+
+
+def test_resume_continues_to_the_new_budget_and_keeps_the_seed(tmp_path, capsys, four_steps):
+    ckpt = tmp_path / "cond.pt"
+    assert _train(ckpt, "--steps", "1") == 0
+    capsys.readouterr()
+    assert _train(ckpt, "--steps", "4", "--seed", "3") == 0
+    out = capsys.readouterr().out
+    assert f"resuming 'cond' from step 1 of {ckpt}" in out and "to step 4" in out
+    assert "--seed 3 differs from the checkpoint's seed 0; the checkpoint's seed is kept" in out
+    assert "done: step 4" in out
+    _same_training_state(ckpt, four_steps)  # within the warm-up, so bit-exact with an uninterrupted run
+    assert _train(ckpt, "--steps", "4") == 0
+    assert "already reached the budget: nothing to train" in capsys.readouterr().out
+
+
+def test_ctrl_c_saves_and_the_same_command_resumes_exactly(tmp_path, capsys, monkeypatch, four_steps):
+    import os
+    import signal
+
+    import diffusionlab.train as train_module
+
+    calls, ema_update = [], train_module.ema_update
+
+    def ema_update_then_ctrl_c(ema, model, decay):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        ema_update(ema, model, decay)
+
+    monkeypatch.setattr(train_module, "ema_update", ema_update_then_ctrl_c)
+    ckpt = tmp_path / "cond.pt"
+    assert _train(ckpt, "--steps", "4") == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"diffusionlab train: training interrupted at step 2; saved {ckpt}: train again with the same "
+                   "checkpoint and budget to resume exactly")
+    monkeypatch.setattr(train_module, "ema_update", ema_update)
+    assert _train(ckpt, "--steps", "4") == 0
+    assert "resuming 'cond' from step 2" in capsys.readouterr().out
+    _same_training_state(ckpt, four_steps)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make any sampling, training or scoring fail loudly: the errors under test must come before the work."""
+    from diffusionlab import course, metrics
+
+    def work(*args, **kwargs):
+        raise AssertionError("the work started before the input was checked")
+
+    monkeypatch.setattr(course, "load", work)
+    monkeypatch.setattr(course, "train_model", work)
+    monkeypatch.setattr(metrics, "SampleScorer", work)
+
+
+def _bad_inputs(tmp_path):
+    import shutil
+
+    from diffusionlab import course
+
+    shutil.copy(course.shipped_checkpoint("cond"), tmp_path / "shipped.pt")
+    (tmp_path / "notes.txt").write_text("not samples\n")
+    torch.save({"a": 1}, tmp_path / "other.pt")
+    (tmp_path / "broken.pt").write_bytes(b"garbage")
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--out", "/sys/o.pt"], "cannot write --out /sys/o.pt: Permission denied"),
+    (["sample", "--png", "/sys/grid.png"], "cannot write --png /sys/grid.png: Permission denied"),
+    (["sample", "--out", "/tmp"], "--out /tmp is a directory; give a file name, such as /tmp/samples.pt"),
+    (["sample", "--device", "gpu"], "unknown device 'gpu'; the devices here are: cpu"),
+    (["train", "cond", "--device", "gpu"], "unknown device 'gpu'; the devices here are: cpu"),
+    (["train", "cond", "--checkpoint", "TMP/shipped.pt"],
+     "holds only a model's weights (a weights-only file, as the course ships in data/checkpoints/), not a training "
+     "state, so training cannot resume from it. To train from scratch, give another checkpoint path"),
+    (["train", "cond", "--checkpoint", "/tmp"], "checkpoint /tmp is a directory"),
+    (["score", "TMP/notes.txt"], "notes.txt is not a samples file (it could not be read as one)"),
+    (["score", "TMP/other.pt"], "other.pt is not a samples file (no 'images' of shape (N, 1, 28, 28))"),
+])
+def test_bad_input_is_refused_in_one_line_before_any_work(argv, message, tmp_path, capsys, no_work):
+    if "gpu" in argv and torch.cuda.is_available():
+        message = "unknown device 'gpu'; the devices here are: cpu, cuda"
+    argv = [a.replace("TMP", str(_bad_inputs(tmp_path))) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and "weights_only" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_corrupt_checkpoint_gets_one_plain_line(tmp_path, capsys):
+    broken = _bad_inputs(tmp_path) / "broken.pt"
+    for argv in (["sample", "--checkpoint", str(broken), "--out", str(tmp_path / "s.pt")],
+                 ["train", "cond", "--checkpoint", str(broken)]):
+        assert main(argv + ["--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert f"could not read {broken}: it is not a valid diffusionlab checkpoint" in err
+        assert "Traceback" not in err and "weights_only" not in err and "issue" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.pt").exists()
+
+
+def test_png_into_a_new_directory(tmp_path, capsys):
+    png = tmp_path / "new" / "dir" / "grid.png"
+    assert main(["sample", "--n", "2", "--steps", "1", "--out", str(tmp_path / "s.pt"), "--png", str(png),
+                 "--device", "cpu"]) == 0
+    assert png.exists()

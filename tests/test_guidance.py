@@ -54,3 +54,33 @@ def test_labels_for_unconditional_model():
     m = UNet(UNetConfig(channels=(8, 16), attention=(False, False)))
     with pytest.raises(ValueError, match="not class-conditioned"):
         guided_eps(m, NoiseSchedule(10), "eps", torch.tensor([1]), 2.0)
+
+
+def test_negative_class_without_y_guides_away_from_it(model):
+    """Without y the positive term is the unconditional prediction: eps_neg + w (eps_uncond - eps_neg)."""
+    s = NoiseSchedule(1000)
+    x, t, neg = torch.randn(3, 1, 28, 28), torch.tensor([10, 500, 900]), torch.tensor([2, 2, 2])
+    with torch.no_grad():
+        uncond, negative = model(x, t, torch.full_like(neg, 10)), model(x, t, neg)
+        got = guided_eps(model, s, "eps", None, 3.0, neg)(x, t)
+        assert torch.allclose(got, negative + 3 * (uncond - negative), atol=1e-5)
+        assert not torch.allclose(got, uncond, atol=1e-3)  # not silently unconditional
+        assert torch.allclose(guided_eps(model, s, "eps", None, 3.0)(x, t), uncond, atol=1e-6)
+
+
+@pytest.mark.parametrize("prediction", ["v", "x0"])
+def test_v_and_x0_predictions_are_converted_to_eps(model, prediction):
+    """The model's output read as v or x0, converted with eq. 4 written out here, then guided."""
+    s = NoiseSchedule(1000)
+    x, t, y = torch.randn(3, 1, 28, 28), torch.tensor([10, 500, 900]), torch.tensor([1, 4, 7])
+    ab = s.alpha_bar[t].float().view(-1, 1, 1, 1)
+
+    def to_eps(out):
+        if prediction == "v":  # v = sqrt(ab) eps - sqrt(1 - ab) x0
+            return (1 - ab).sqrt() * x + ab.sqrt() * out
+        return (x - ab.sqrt() * out) / (1 - ab).sqrt()  # out is x0
+
+    with torch.no_grad():
+        cond, uncond = to_eps(model(x, t, y)), to_eps(model(x, t, torch.full_like(y, 10)))
+        assert torch.allclose(guided_eps(model, s, prediction, y, 1.0)(x, t), cond, atol=1e-4)
+        assert torch.allclose(guided_eps(model, s, prediction, y, 2.5)(x, t), uncond + 2.5 * (cond - uncond), atol=1e-4)

@@ -4,8 +4,10 @@ scripts/make_lessons.py, has its exercises checked, and fails on the first unfin
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -59,6 +61,57 @@ def _setup_without_budget(path) -> str:
     return re.sub(r"\nBUDGET = \{\n.*?\n\}\[MODE\]\n", "\nBUDGET\n", source, flags=re.S)
 
 
+def test_the_repository_address_is_written_in_one_place():
+    """Every notebook and lesson clones make_lessons.REPOSITORY in its setup cell and links to it in its badge;
+    the README's clone command and badges use it too. Changing the address means changing that one line
+    (then these places, which this test lists)."""
+    lessons = [ROOT / "lessons" / path.name for path in NOTEBOOKS]
+    for path in NOTEBOOKS + lessons:
+        nb = nbformat.read(path, as_version=4)
+        badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({make_lessons.COLAB}{path.parent.name}/{path.name})"
+        assert nb.cells[0].source == badge, f"{path.relative_to(ROOT)}: the first cell must be the badge {badge}"
+        setup = make_lessons.source_text(code_cells(nb)[0])
+        assert f'REPOSITORY = "{make_lessons.REPOSITORY}"' in setup, f"{path.relative_to(ROOT)}: the setup cell must clone REPOSITORY"
+        assert setup.count("github.com") == 1, f"{path.relative_to(ROOT)}: the setup cell writes an address twice"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    clones = re.findall(r"git clone (\S+)", readme)
+    assert clones and all(address == make_lessons.REPOSITORY for address in clones), clones
+    links = re.findall(r"https://colab\.research\.google\.com/github/\S*?\.ipynb", readme)
+    assert links and all(link.startswith(make_lessons.COLAB + "lessons/") for link in links), links
+
+
+def test_the_colab_setup_says_what_to_do_when_the_clone_fails(tmp_path, monkeypatch):
+    """On Colab the setup cell clones the course; a failed clone stops with the address and what to do, not
+    with a CalledProcessError traceback. Run here with an address that does not exist."""
+    if shutil.which("git") is None or os.path.exists("/content/diffusionlab"):
+        pytest.skip("needs git, and no /content/diffusionlab (the cell would install it)")
+    missing = str(tmp_path / "no-such-repository")
+    setup = make_lessons.source_text(code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))[0])
+    setup = setup.replace(f'"{make_lessons.REPOSITORY}"', repr(missing))
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(SystemExit) as stop:
+        exec(compile(setup, "setup cell", "exec"), {})
+    message = str(stop.value)
+    assert f"Could not download the course from {missing}" in message
+    assert "REPOSITORY in this cell" in message and "/content/diffusionlab" in message
+
+
+def test_readme_opens_the_student_lesson_with_the_repository_as_jupyters_root(monkeypatch):
+    """The README's first command ends with `jupyter lab ...`: run from the clone, it must serve the repository
+    (lessons/ and notebooks/ both in the file browser) and open lesson 1's student version."""
+    from jupyter_server.serverapp import ServerApp
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```bash\n(.*?)\n```", readme, flags=re.S).group(1)
+    command = first.split("&&")[-1].split()
+    assert command[:2] == ["jupyter", "lab"], first
+    monkeypatch.chdir(ROOT)
+    app = ServerApp()
+    app.parse_command_line(command[2:])
+    assert Path(app.root_dir).resolve() == ROOT, f"{' '.join(command)} serves {app.root_dir}, not the repository"
+    assert Path(app.file_to_run).resolve() == ROOT / "lessons" / NOTEBOOKS[0].name
+
+
 def test_every_lesson_starts_with_the_badge_and_the_same_setup_cell():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
@@ -109,3 +162,50 @@ def test_unfinished_lesson_fails_at_its_first_exercise(path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"the unfinished lesson {path.name} passed nbval:\n{output[-3000:]}"
     assert f"Exercise '{name}' is not done yet" in output, output[-3000:]
+
+
+# --- The student's path: fill in a lesson, do not run it, grade it with the README's command -----------------
+
+GRADED = NOTEBOOKS[0]  # lesson 1, the quickest to run
+
+
+def filled_lesson(path, wrong: str | None = None):
+    """The student lesson of notebook `path` with every stub filled with its solution, never executed.
+    wrong: the name of one function whose solution is replaced by `return x` (a wrong answer)."""
+    nb = nbformat.read(path, as_version=4)
+    lesson = nbformat.read(ROOT / "lessons" / path.name, as_version=4)
+    for cell, stubbed in zip(code_cells(nb), code_cells(lesson)):
+        _, solutions = make_lessons.split_solutions(make_lessons.source_text(cell))
+        if solutions:
+            if wrong is not None and f"def {wrong}(" in make_lessons.source_text(cell):
+                solutions = [[block[0].replace(make_lessons.BEGIN, "return x")] for block in solutions]
+            stubbed.source = make_lessons.restore_solutions(make_lessons.source_text(stubbed), solutions)
+    return lesson
+
+
+def grade(notebook: Path, *options: str) -> subprocess.CompletedProcess:
+    """The README's grading command on `notebook`, run from the repository root as a student would (so that
+    pyproject.toml's pytest options apply), in fast mode, importing this copy of the package."""
+    env = {**os.environ, "DIFFUSIONLAB_MODE": "fast",
+           "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-c", str(ROOT / "pyproject.toml"),
+                           "--rootdir", str(ROOT), "-p", "no:cacheprovider", "-q", *options, str(notebook)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_filled_lesson_passes_the_grading_command_without_being_run(tmp_path):
+    """A student fills in every exercise correctly and grades the lesson without running or saving it."""
+    path = tmp_path / GRADED.name
+    nbformat.write(filled_lesson(GRADED), path)
+    result = grade(path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"a correct, unexecuted lesson failed the grading command:\n{output[-3000:]}"
+
+
+def test_a_wrong_answer_fails_the_grading_command_naming_its_exercise(tmp_path):
+    path = tmp_path / GRADED.name
+    nbformat.write(filled_lesson(GRADED, wrong="add_noise"), path)
+    result = grade(path, "-x")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"a lesson with a wrong add_noise passed the grading command:\n{output[-3000:]}"
+    assert "Exercise 'add_noise', case 2" in output, output[-3000:]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusionlab.samplers import ddim_step, ddim_timesteps, ddpm_step, sample
+from diffusionlab.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample
 from diffusionlab.schedules import NoiseSchedule
 
 diffusers = pytest.importorskip("diffusers")
@@ -40,7 +40,7 @@ def test_ddpm_step_matches_diffusers(kind, t):
                                              clip_sample=True, variance_type="fixed_small", prediction_type="epsilon"), ours)
     xt, eps = _inputs(dtype=torch.float64)
     expected = ref.step(eps, t, xt, generator=torch.Generator().manual_seed(7)).prev_sample
-    got, _ = ddpm_step(ours, eps, t, xt, generator=torch.Generator().manual_seed(7))
+    got, _ = ddpm_step(ours, eps, t, t - 1, xt, generator=torch.Generator().manual_seed(7))
     assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()
 
 
@@ -89,11 +89,11 @@ def test_full_ddim_loop_matches_diffusers():
 def test_no_noise_at_last_ddpm_step():
     s = NoiseSchedule(1000)
     xt, eps = _inputs()
-    a, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(1))
-    b, _ = ddpm_step(s, eps, 0, xt, generator=torch.Generator().manual_seed(2))
+    a, _ = ddpm_step(s, eps, 0, -1, xt, generator=torch.Generator().manual_seed(1))
+    b, _ = ddpm_step(s, eps, 0, -1, xt, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
-    c, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(1))
-    d, _ = ddpm_step(s, eps, 1, xt, generator=torch.Generator().manual_seed(2))
+    c, _ = ddpm_step(s, eps, 1, 0, xt, generator=torch.Generator().manual_seed(1))
+    d, _ = ddpm_step(s, eps, 1, 0, xt, generator=torch.Generator().manual_seed(2))
     assert not torch.equal(c, d)
 
 
@@ -137,8 +137,100 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="eta must be between 0"):
         ddim_step(s, eps, 10, 5, xt, eta=1.5)
     with pytest.raises(ValueError, match="need 0 <= t < T"):
-        ddpm_step(s, eps, 1000, xt)
+        ddpm_step(s, eps, 1000, 999, xt)
     with pytest.raises(ValueError, match="sampler must be one of"):
         sample(lambda x, t: x, (1, 1, 28, 28), s, sampler="euler")
     with pytest.raises(ValueError, match="start_step must be in 0..9"):
         sample(lambda x, t: x, (1, 1, 28, 28), s, steps=10, start_step=10)
+
+
+def test_strided_ddpm_steps_match_diffusers():
+    """DDPM that skips timesteps (t_prev = t - 20, 50 of 1000 steps), as diffusers' DDPMScheduler runs it."""
+    ours = NoiseSchedule(1000, "cosine")
+    ref = _in_double(diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                             clip_sample=True, variance_type="fixed_small", prediction_type="epsilon"), ours)
+    ref.set_timesteps(50)
+    assert ref.timesteps[0] == 980 and ref.timesteps[-1] == 0
+    xt, eps = _inputs(2, dtype=torch.float64)
+    for t in (980, 500, 20, 0):
+        expected = ref.step(eps, t, xt, generator=torch.Generator().manual_seed(7)).prev_sample
+        got, _ = ddpm_step(ours, eps, t, t - 20 if t > 0 else -1, xt, generator=torch.Generator().manual_seed(7))
+        assert torch.allclose(got, expected, atol=1e-9), (t, (got - expected).abs().max())
+
+
+# Gaussian data x0 ~ N(0, S^2 I): the exact noise predictor is E[eps | x_t] = sqrt(1 - ab) x_t / (ab S^2 + 1 - ab)
+def gaussian_eps_fn(schedule, S, dtype=None):
+    def eps_fn(x, t):
+        ab = schedule.alpha_bar[t].to(x.dtype).view(-1, 1, 1, 1)
+        eps = (1 - ab).sqrt() * x / (ab * S**2 + 1 - ab)
+        return eps if dtype is None else eps.to(dtype)  # dtype: a network answering in bf16, say
+
+    return eps_fn
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_clip_none_returns_the_data_range(sampler):
+    """Data with standard deviation 3 lies mostly outside [-1, 1]: without clipping, the samples keep it."""
+    s = NoiseSchedule(1000, "cosine")
+    eps_fn = gaussian_eps_fn(s, 3.0)
+    g = torch.Generator().manual_seed(0)
+    x = sample(eps_fn, (4, 1, 28, 28), s, sampler, steps=50, generator=g, clip=None, progress=False)
+    assert x.abs().max() > 5 and 2.7 < x.std() < 3.3, x.std()
+    clipped = sample(eps_fn, (4, 1, 28, 28), s, sampler, steps=50, generator=torch.Generator().manual_seed(0),
+                     progress=False)
+    assert clipped.abs().max() <= 1  # the default, for images in [-1, 1]
+    wider = sample(eps_fn, (4, 1, 28, 28), s, sampler, steps=50, generator=torch.Generator().manual_seed(0),
+                   clip=2.0, progress=False)
+    assert wider.abs().max() == 2
+
+
+def test_diffusion_model_passes_its_clip(tiny_config):
+    from diffusionlab.pipelines.pixel import DiffusionModel
+    from diffusionlab.models.unet import UNet
+
+    unet = UNet(tiny_config)
+    torch.nn.init.normal_(unet.out[-1].weight, std=3.0)  # a network that predicts far outside the data range
+    model = DiffusionModel("test", unet, NoiseSchedule(1000))
+    kw = dict(labels=[1, 2], steps=3, generator=torch.Generator().manual_seed(0), progress=False)
+    assert model.sample(2, **kw).abs().max() <= 1
+    model.clip = None  # what a latent model will say
+    assert model.sample(2, **kw).abs().max() > 1
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_bfloat16_start_and_network_give_the_float32_sample(sampler):
+    """In bf16, alpha_bar_0 = 0.99996 rounds to 1; the sampler must compute in float32 whatever x_T's dtype."""
+    s = NoiseSchedule(1000, "cosine")
+    xT = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bfloat16()
+    x16 = sample(gaussian_eps_fn(s, 0.5, torch.bfloat16), xT.shape, s, sampler, steps=1000, xT=xT, eta=1.0,
+                 generator=torch.Generator().manual_seed(1), progress=False)
+    x32 = sample(gaussian_eps_fn(s, 0.5), xT.shape, s, sampler, steps=1000, xT=xT.float(), eta=1.0,
+                 generator=torch.Generator().manual_seed(1), progress=False)
+    assert x16.dtype == torch.float32 and torch.isfinite(x16).all()
+    assert (x16 - x32).abs().max() < 0.01, (x16 - x32).abs().max()  # measured: 2.5e-4
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("T", [2, 5, 10])
+def test_small_T_samples_are_finite(kind, T):
+    s = NoiseSchedule(T, kind)
+    for sampler in SAMPLERS:
+        x = sample(gaussian_eps_fn(s, 0.5), (2, 1, 8, 8), s, sampler, steps=T, eta=1.0,
+                   generator=torch.Generator().manual_seed(0), progress=False)
+        assert torch.isfinite(x).all()
+
+
+def test_noise_and_generator_together_raise():
+    s = NoiseSchedule(1000)
+    xt, eps = _inputs()
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="either noise or generator, not both"):
+        ddpm_step(s, eps, 10, 9, xt, generator=g, noise=torch.zeros_like(xt))
+    with pytest.raises(ValueError, match="either noise or generator, not both"):
+        ddim_step(s, eps, 10, 5, xt, eta=1.0, generator=g, noise=torch.zeros_like(xt))
+
+
+@pytest.mark.parametrize("bad", [False, True, 0, -1.0, "1"])
+def test_bad_clip(bad):
+    with pytest.raises(ValueError, match="clip must be a positive bound"):
+        sample(lambda x, t: x, (1, 1, 28, 28), NoiseSchedule(10), steps=2, clip=bad, progress=False)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from diffusionlab.schedules import NoiseSchedule, cosine_betas, linear_betas
+from diffusionlab.schedules import NoiseSchedule, cosine_betas, eps_from_x0, linear_betas, x0_from_eps
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
@@ -69,3 +69,42 @@ def test_bad_inputs():
         s.target("score", torch.zeros(1), torch.tensor([0]), torch.zeros(1))
     with pytest.raises(ValueError, match="positive integer"):
         NoiseSchedule(0)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("T", [2, 5, 10, 20, 1000])
+def test_every_T_gives_a_valid_schedule(kind, T):
+    """The linear schedule scaled by 1000 / T once had beta = 2 at T = 10 and alpha_bar = 0 at T = 20."""
+    s = NoiseSchedule(T, kind)
+    assert torch.all((s.betas > 0) & (s.betas < 1)), s.betas
+    ab = s.alpha_bar
+    assert torch.all((ab > 0) & (ab < 1)) and torch.all(ab[1:] < ab[:-1]), ab
+    x0, eps = torch.randn(T, 1, 4, 4), torch.randn(T, 1, 4, 4)
+    assert torch.isfinite(s.q_sample(x0, torch.arange(T), eps)).all()
+
+
+def test_linear_unchanged_where_it_was_valid():
+    """The cap at 0.999 only acts for T <= 20; from T = 21 the betas are Improved DDPM's scaled linear ones."""
+    for T in (21, 50, 1000):
+        scale = 1000 / T
+        assert torch.allclose(linear_betas(T), torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64))
+
+
+def test_bfloat16_inputs_use_float32_tables():
+    """In bf16 alpha_bar_0 = 0.99996 rounds to 1 and x_0 would come back without noise."""
+    s = NoiseSchedule(1000, "cosine")
+    x0, eps = torch.randn(2, 1, 4, 4).bfloat16(), torch.randn(2, 1, 4, 4).bfloat16()
+    t = torch.tensor([0, 1])
+    xt = s.q_sample(x0, t, eps)
+    assert xt.dtype == torch.float32
+    assert torch.allclose(xt, s.q_sample(x0.float(), t, eps.float()), atol=1e-7)
+    assert not torch.allclose(xt, x0.float(), atol=1e-3)
+
+
+def test_x0_and_eps_from_eq4_invert_it():
+    ab = 0.3
+    x0, eps = torch.randn(2, 1, 4, 4, dtype=torch.float64), torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    xt = math.sqrt(ab) * x0 + math.sqrt(1 - ab) * eps
+    assert torch.allclose(x0_from_eps(xt, eps, ab), x0) and torch.allclose(eps_from_x0(xt, x0, ab), eps)
+    ab_t = torch.tensor([ab, ab], dtype=torch.float64).view(-1, 1, 1, 1)  # or per image, as a tensor
+    assert torch.allclose(x0_from_eps(xt, eps, ab_t), x0) and torch.allclose(eps_from_x0(xt, x0, ab_t), eps)

@@ -60,8 +60,29 @@ def test_bad_inputs(tiny_config):
         UNetConfig(channels=(8, 16), attention=(False,))
 
 
-def test_scalar_t_broadcasts(tiny_config):
-    model = UNet(tiny_config)
+@pytest.fixture
+def model(tiny_config):
+    """A UNet whose output is not zero (a fresh UNet's last convolution is zero, so it outputs exactly 0)."""
+    m = UNet(tiny_config).eval()
+    torch.nn.init.normal_(m.out[-1].weight, std=0.1)
+    return m
+
+
+@torch.no_grad()
+def test_scalar_t_broadcasts(model):
     x = torch.randn(2, 1, 28, 28)
     y = torch.tensor([1, 2])
-    assert torch.equal(model(x, torch.tensor(5), y), model(x, torch.tensor([5, 5]), y))
+    out = model(x, torch.tensor(5), y)
+    assert torch.allclose(out, model(x, torch.tensor([5, 5]), y), atol=1e-6)
+    assert not torch.allclose(out, model(x, torch.tensor([900, 900]), y), atol=1e-3)  # t is not ignored
+
+
+@torch.no_grad()
+def test_output_depends_on_t_and_y(model):
+    """Fails if the time or the class conditioning is cut (for example the embedding replaced by zeros)."""
+    x = torch.randn(1, 1, 28, 28).expand(4, -1, -1, -1)
+    out = model(x, torch.tensor([5, 900, 5, 5]), torch.tensor([1, 1, 2, 10]))
+    scale = out[0].abs().mean()
+    assert (out[1] - out[0]).abs().mean() > 0.01 * scale  # t = 5 and t = 900
+    assert (out[2] - out[0]).abs().mean() > 0.01 * scale  # class 1 and class 2
+    assert (out[3] - out[0]).abs().mean() > 0.01 * scale  # class 1 and the null class

@@ -2,13 +2,17 @@
 
 Each `check_...(student_fn)` runs both functions on fixed, seeded inputs and prints a one-line
 verdict that does not depend on the machine, so nbval can compare it with the verdict stored in
-the lesson. A wrong answer raises `ExerciseError`, naming the exercise and the first case that
-differs; an unfinished exercise (NotImplementedError) says so.
+the lesson. A wrong answer raises `ExerciseError`, naming the exercise, the first case that differs and
+that case's inputs; an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
+`others_as_references` makes the other exercises a student's function calls by name the package's own
+while it runs, so a mistake in one exercise cannot fail the next.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+import inspect
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -23,39 +27,98 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
     inputs in place cannot spoil the reference's run). Results may be tensors, numbers or tuples of them.
+    A failure names the case by its inputs, with the names of reference_fn's parameters.
     """
+    names = _parameter_names(reference_fn)
     for i, make_args in enumerate(cases, start=1):
+        args = make_args()
+        case = f"case {i} of {len(cases)} ({describe(names, args)})"
         try:
-            got = student_fn(*make_args())
+            got = student_fn(*args)
         except NotImplementedError:
             raise ExerciseError(f"Exercise '{exercise}' is not done yet: replace `raise NotImplementedError()` "
                                 "with your code.") from None
         expected = reference_fn(*make_args())
-        _assert_close(exercise, i, got, expected, atol, rtol)
+        _assert_close(f"Exercise '{exercise}', {case}", got, expected, atol, rtol)
     print(f"PASS {exercise}: matches the reference on {len(cases)} seeded cases.")
 
 
-def _assert_close(exercise: str, case: int, got, expected, atol: float, rtol: float) -> None:
+@contextlib.contextmanager
+def others_as_references(student_fn: Callable, **references: Callable) -> Iterator[None]:
+    """While the block runs, each name in `references` that the student's notebook defines (for example its
+    own `add_noise`, which its `denoiser_loss` calls) is the package's reference instead, then the student's
+    again. student_fn: the student's function or class, whose module (the notebook) is the one changed."""
+    namespace = _namespace(student_fn)
+    saved = {name: namespace[name] for name in references if namespace is not None and name in namespace}
+    try:
+        for name in saved:
+            namespace[name] = references[name]
+        yield
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value
+
+
+def _namespace(obj) -> dict | None:
+    """The global names a function (or a class's methods) looks up: the notebook's for a notebook's function."""
+    if hasattr(obj, "__globals__"):
+        return obj.__globals__
+    for member in vars(obj).values() if isinstance(obj, type) else ():
+        if hasattr(member, "__globals__"):
+            return member.__globals__
+    return None
+
+
+def _parameter_names(fn: Callable) -> list[str]:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def describe(names: Sequence[str], args: tuple) -> str:
+    """A case's inputs in a few words: `x0: (2, 1, 28, 28) tensor, sigma=0.2, generator seeded 3`."""
+    parts = []
+    for k, value in enumerate(args):
+        name = names[k] if k < len(names) else f"argument {k + 1}"
+        if isinstance(value, torch.Tensor) and value.numel() > 6:
+            parts.append(f"{name}: {tuple(value.shape)} tensor")
+        elif isinstance(value, torch.Tensor):
+            parts.append(f"{name}={value.tolist()}")
+        elif isinstance(value, torch.Generator):
+            parts.append(f"{name} seeded {value.initial_seed()}")
+        elif isinstance(value, torch.nn.Module) or callable(value):
+            parts.append(f"{name}: a {type(value).__name__}")
+        elif value is None or isinstance(value, (bool, int, float, str)) or len(repr(value)) <= 40:
+            parts.append(f"{name}={value!r}")
+        else:
+            parts.append(f"{name}: a {type(value).__name__}")
+    return ", ".join(parts)
+
+
+def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
-            raise ExerciseError(f"Exercise '{exercise}', case {case}: expected {len(expected)} results, "
-                                f"got {type(got).__name__}")
-        for g, e in zip(got, expected):
-            _assert_close(exercise, case, g, e, atol, rtol)
+            raise ExerciseError(f"{where}: expected {len(expected)} results, got {type(got).__name__}"
+                                + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
+        for k, (g, e) in enumerate(zip(got, expected), start=1):
+            _assert_close(f"{where}, result {k} of {len(expected)}", g, e, atol, rtol)
         return
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
-            raise ExerciseError(f"Exercise '{exercise}', case {case}: expected a tensor, got {type(got).__name__}")
+            raise ExerciseError(f"{where}: expected a tensor, got {type(got).__name__}")
         if got.shape != expected.shape:
-            raise ExerciseError(f"Exercise '{exercise}', case {case}: expected shape {tuple(expected.shape)}, "
-                                f"got {tuple(got.shape)}")
+            raise ExerciseError(f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             diff = (got.double() - expected.double()).abs().max().item()
-            raise ExerciseError(f"Exercise '{exercise}', case {case}: values differ from the reference "
-                                f"(largest difference {diff:.3g})")
+            raise ExerciseError(f"{where}: values differ from the reference (largest difference {diff:.3g})")
         return
-    if abs(float(got) - float(expected)) > atol + rtol * abs(float(expected)):
-        raise ExerciseError(f"Exercise '{exercise}', case {case}: expected {expected}, got {got}")
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        raise ExerciseError(f"{where}: expected a number, got {type(got).__name__}") from None
+    if abs(value - float(expected)) > atol + rtol * abs(float(expected)):
+        raise ExerciseError(f"{where}: expected {expected}, got {got}")
 
 
 def seeded(seed: int, *shape: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ def check_ddim_timesteps(student_fn: Callable) -> None:
 
 def check_ddim_step(student_fn: Callable) -> None:
     """Lesson 4. student_fn(schedule, eps, t, t_prev, xt, eta, noise) -> (x_prev, x0_hat), eq. 12 and 16
-    of DDIM without clipping x0_hat (compared with `samplers.ddim_step(..., clip=False)`)."""
+    of DDIM without clipping x0_hat (compared with `samplers.ddim_step(..., clip=None)`)."""
     schedule = NoiseSchedule(1000, "cosine")
 
     def case(t, t_prev, eta, seed):
@@ -43,6 +43,6 @@ def check_ddim_step(student_fn: Callable) -> None:
              case(20, -1, 1.0, 50)]
 
     def reference(schedule, eps, t, t_prev, xt, eta, noise):
-        return ddim_step(schedule, eps, t, t_prev, xt, eta, clip=False, noise=noise)
+        return ddim_step(schedule, eps, t, t_prev, xt, eta, clip=None, noise=noise)
 
     compare("ddim_step", student_fn, reference, cases)

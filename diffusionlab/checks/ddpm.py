@@ -32,14 +32,18 @@ def check_cosine_schedule(student_fn: Callable) -> None:
 
 
 def check_ddpm_step(student_fn: Callable) -> None:
-    """Lesson 2. student_fn(schedule, eps, t, xt, noise) -> x_{t-1}: one step of Algorithm 2 of DDPM with
-    sigma_t^2 = beta tilde_t and no noise at t = 0 (compared with `samplers.ddpm_step(..., clip=False)`)."""
-    def case(kind, t, seed):
+    """Lesson 2. student_fn(schedule, eps, t, t_prev, xt, noise) -> x_{t_prev}: one step of Algorithm 2 of DDPM
+    with sigma_t^2 = beta tilde_t and no noise at the last step, t_prev = -1 (compared with
+    `samplers.ddpm_step(..., clip=None)`)."""
+    def case(kind, t, t_prev, seed):
         schedule = NoiseSchedule(1000, kind)
-        return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, seeded(seed + 1, 2, 1, 28, 28),
+        return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, t_prev, seeded(seed + 1, 2, 1, 28, 28),
                         seeded(seed + 2, 2, 1, 28, 28))
 
-    cases = [case("cosine", 900, 10), case("cosine", 500, 20), case("linear", 300, 30), case("cosine", 1, 40),
-             case("cosine", 0, 50)]
-    compare("ddpm_step", student_fn,
-            lambda schedule, eps, t, xt, noise: ddpm_step(schedule, eps, t, xt, clip=False, noise=noise)[0], cases)
+    cases = [case("cosine", 900, 899, 10), case("cosine", 500, 499, 20), case("linear", 300, 299, 30),
+             case("cosine", 1, 0, 40), case("cosine", 0, -1, 50), case("cosine", 500, 480, 60)]
+
+    def reference(schedule, eps, t, t_prev, xt, noise):
+        return ddpm_step(schedule, eps, t, t_prev, xt, clip=None, noise=noise)[0]
+
+    compare("ddpm_step", student_fn, reference, cases)

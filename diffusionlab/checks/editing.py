@@ -21,8 +21,10 @@ def check_sdedit_start(student_fn: Callable) -> None:
                         torch.Generator().manual_seed(seed + 1))
 
     cases = [case(0.5, 50, 1), case(0.3, 20, 2), case(1.0, 10, 3), case(0.04, 50, 4), case(0.75, 40, 5)]
-    compare("sdedit_start", student_fn, lambda s, x0, strength, steps, g: sdedit_start(s, x0, strength, steps,
-                                                                                      generator=g), cases)
+    def reference(schedule, x0, strength, steps, generator):
+        return sdedit_start(schedule, x0, strength, steps, generator=generator)
+
+    compare("sdedit_start", student_fn, reference, cases)
 
 
 def check_inpaint_replace(student_fn: Callable) -> None:

@@ -47,14 +47,16 @@ def sdedit_start(schedule: NoiseSchedule, x0: torch.Tensor, strength: float, ste
 
 def sdedit(eps_fn: EpsFn, x0: torch.Tensor, schedule: NoiseSchedule, strength: float, steps: int = 50,
            sampler: str = "ddim", eta: float = 0.0, spacing: str = "trailing",
-           generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+           generator: torch.Generator | None = None, progress: bool = False,
+           clip: float | None = 1.0) -> torch.Tensor:
     """Image-to-image: noise x0 (B, C, H, W) in [-1, 1] to `strength` and denoise it with eps_fn.
 
     The condition lives in eps_fn (for example `model.eps_fn(y=target_class, guidance_scale=w)`), so
     the same function makes "this 3, redrawn" and "this 3, turned into an 8".
+    clip: the data range bound, as in `samplers.sample` (None: no clipping).
     """
     xt, start_step = sdedit_start(schedule, x0, strength, steps, spacing, generator)
     if start_step == steps:
         return x0.clone()
     return sample(eps_fn, tuple(x0.shape), schedule, sampler=sampler, steps=steps, eta=eta, spacing=spacing,
-                  generator=generator, xT=xt, start_step=start_step, progress=progress)
+                  generator=generator, xT=xt, start_step=start_step, progress=progress, clip=clip)

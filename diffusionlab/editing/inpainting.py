@@ -83,13 +83,15 @@ def renoise(schedule: NoiseSchedule, x: torch.Tensor, t_from: int, t_to: int,
 @torch.no_grad()
 def inpaint(eps_fn: EpsFn, x_known: torch.Tensor, mask: torch.Tensor, schedule: NoiseSchedule, steps: int = 50,
             sampler: str = "ddim", eta: float = 0.0, resample: int = 1, spacing: str = "trailing",
-            generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+            generator: torch.Generator | None = None, progress: bool = False,
+            clip: float | None = 1.0) -> torch.Tensor:
     """Fill the region where mask = 1 of the images x_known (B, C, H, W) in [-1, 1]; keep the rest.
 
     This is `samplers.sample` with a callback after every step that puts the known region back and,
     with resample = r > 1, redoes the step r - 1 more times after noising back (RePaint's jumps, which
     make the painted part agree with the kept part; the work grows r times). Everything random comes
     from `generator`: first x_T, then the noise of the steps and replacements in order.
+    clip: the data range bound, as in `samplers.sample` (None: no clipping).
     """
     check_images(x_known, "x_known")
     mask = check_mask(mask, x_known)
@@ -103,9 +105,10 @@ def inpaint(eps_fn: EpsFn, x_known: torch.Tensor, mask: torch.Tensor, schedule: 
         for _ in range(resample - 1 if t_prev >= 0 else 0):
             x = renoise(schedule, x, t_prev, t, generator)  # jump back up and redo the step
             eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
-            x, _ = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator)
+            x, _ = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator, clip=clip)
             x = inpaint_replace(schedule, x, x_known, mask, t_prev, generator)
         return x
 
     return sample(eps_fn, tuple(x_known.shape), schedule, sampler=sampler, steps=steps, eta=eta, spacing=spacing,
-                  generator=generator, device=x_known.device, callback=replace_known, progress=progress)
+                  generator=generator, device=x_known.device, callback=replace_known, progress=progress,
+                  clip=clip)

@@ -29,6 +29,8 @@ def default_batch_size(device: torch.device) -> int:
 class DiffusionModel:
     """A trained UNet with the schedule and prediction type it was trained with."""
 
+    clip = 1.0  # the data range the samplers clip x0_hat to: pixels in [-1, 1] (`data.py`)
+
     def __init__(self, name: str, unet: UNet, schedule: NoiseSchedule | None, prediction: str = "eps"):
         self.name, self.unet, self.schedule, self.prediction = name, unet, schedule, prediction
         self.compiled = None  # the torch.compile'd UNet that eps_fn calls, after .compile()
@@ -103,6 +105,7 @@ class DiffusionModel:
         self.unet.eval()
         cfg = self.unet.config
         batch_size = batch_size or default_batch_size(self.device)
+        kwargs.setdefault("clip", self.clip)  # x0_hat and the samples stay in the data range
         out = []
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))

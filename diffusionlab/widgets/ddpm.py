@@ -25,7 +25,7 @@ def forward_views(model, x0, t: int, seed: int = 0) -> dict:
     xt = schedule.q_sample(x0, tt, eps)
     with torch.no_grad():
         eps_hat = model.eps_fn()(xt.to(model.device), tt.to(model.device)).float().cpu()
-    x0_hat, _ = predict_x0(schedule, eps_hat, int(t), xt)
+    x0_hat, _ = predict_x0(schedule, eps_hat, int(t), xt, clip=model.clip)
     return {"xt": xt, "eps": eps, "eps_hat": eps_hat, "x0_hat": x0_hat, "alpha_bar": float(schedule.alpha_bar[t])}
 
 

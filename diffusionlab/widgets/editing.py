@@ -32,7 +32,8 @@ def _sample_from(model, eps_fn, n: int, steps: int, seed: int):
     cfg = model.unet.config
     with model.autocast():
         return sample(eps_fn, (n, cfg.out_channels, cfg.image_size, cfg.image_size), model.schedule, steps=steps,
-                      generator=make_generator(seed, model.device), device=model.device, progress=False)
+                      generator=make_generator(seed, model.device), device=model.device, progress=False,
+                      clip=model.clip)
 
 
 def read_uploads(value) -> list[tuple[str, bytes]]:
