@@ -12,6 +12,7 @@ Modules, in the order the course meets them (one algorithm a file):
     metrics       an MNIST classifier, accuracy and Frechet distance of samples           (lessons 3-4)
     editing/      SDEdit, inpainting, visual anagrams, hybrid images: one file each      (lesson 6)
     pipelines/    a network with its schedule and sampler: `pixel.DiffusionModel`
+    printed       printed digits drawn from matplotlib's fonts, for fine-tuning          (lesson 8)
     course        the course's models: recipes, shipped checkpoints, `load(name)`
     viz, widgets/, checks/   pictures; sliders and exercise checks, one file per lesson
     filters, utils, cli
