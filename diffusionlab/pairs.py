@@ -26,18 +26,31 @@ made without any model: thickness by half a grey-scale dilation/erosion (the mea
 3x3 max or min filter: a full 3x3 erosion wipes out thin MNIST strokes, and the filter then rejected 82%
 of those pairs), size by scaling about the centre of mass, slant by a horizontal shear about it. Digit
 changes have none.
+
+Model pairs (`generate_pairs`). A text-to-image pipeline (`TextToImage`: lesson 7's latent model) samples
+the caption and the edited caption from the same noise with prompt-to-prompt's controllers (lesson 8):
+self-attention injected, and cross-attention replaced (word swap), for a random fraction p ~ U[0.1, 0.9]
+of the steps; several samples per prompt; the filter; at most 4 pairs kept per prompt, the highest
+directional score first (the paper's numbers, sec. 3.1.2).
 """
 
 from __future__ import annotations
 
 import functools
+import time
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .captions import ATTRIBUTES, attributes, sides, thresholds
-from .instructions import Triplet, make_triplet
+from .captions import ATTRIBUTES, attributes, sides, thresholds, words
+from .editing.prompt_to_prompt import Chain, InjectSelf, ReplaceCross, controlled
+from .guidance import cfg_combine
+from .instructions import Triplet, make_triplet, random_triplets
 from .metrics import Classifier
+from .samplers import sample
+from .schedules import NoiseSchedule
 
 # Thresholds of the three tests. Provisional: chosen on 2000 real digits of train[50000:] (which the
 # classifier never saw) made into exact pairs (`exact_pairs`, seed 0), against pairs that must fail:
@@ -213,3 +226,125 @@ def filter_pairs(inputs: torch.Tensor, edited: torch.Tensor, triplets: list[Trip
     kept = torch.where(is_digit, style_kept, (digit_out == digit_in) & (correlation >= KEEP_CORRELATION))
     return {"caption": caption, "directional": directional, "kept": kept, "accepted": caption & directional & kept,
             "direction": direction, "correlation": correlation, "digit_in": digit_in, "digit_out": digit_out}
+
+
+# ---------------------------------------------------------------- generating pairs with a text-to-image model
+
+
+class TextToImage(Protocol):
+    """What `generate_pairs` needs from a text-to-image pipeline (lesson 7's latent model provides it):
+
+    unet:        the denoiser, unet(z_t (B, C, h, w), t (B,), context=(B, L, D)) -> (B, C, h, w), with its
+                 attention modules from `models.attention` (prompt-to-prompt's hooks are set on them)
+    schedule:    its NoiseSchedule; prediction: what the unet predicts ("eps", "x0" or "v")
+    latent_shape: (C, h, w) of the sampled latents
+    encode_prompts(prompts: list[str]) -> context (B, L, D), the empty caption "" included; a word it does
+                 not know raises a ValueError naming it
+    decode(z (B, C, h, w)) -> images (B, 1, 28, 28) in [-1, 1]
+    """
+
+    unet: torch.nn.Module
+    schedule: NoiseSchedule
+    prediction: str
+    latent_shape: tuple[int, int, int]
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor: ...
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
+@torch.no_grad()
+def sample_pair(pipe: TextToImage, triplets: list[Triplet], p: float, steps: int = 20, guidance_scale: float = 3.0,
+                cross_fraction: float | None = None, generator: torch.Generator | None = None):
+    """Source and edited image for each triplet from the same noise: the caption and the edited caption
+    sampled together (DDIM, classifier-free guidance), with the edited prompt's self-attention maps taken
+    from the source's for the first fraction p of the steps (`InjectSelf`), and its cross-attention maps
+    for the first `cross_fraction` (default p; `ReplaceCross`, the word swap). Returns (source, edited)
+    images (n, 1, 28, 28) in [-1, 1]."""
+    for tr in triplets:
+        if len(words(tr.caption)) != len(words(tr.edited_caption)):
+            raise ValueError(f"prompt-to-prompt's word swap needs captions of as many words: {tr.caption!r} -> "
+                             f"{tr.edited_caption!r} (make them with instructions.random_triplets)")
+    n = len(triplets)
+    device = next(pipe.unet.parameters()).device
+    context = pipe.encode_prompts([t.caption for t in triplets] + [t.edited_caption for t in triplets])  # (2n, L, D)
+    uncond = pipe.encode_prompts([""] * (2 * n))
+    z = torch.randn((n, *pipe.latent_shape), generator=generator).to(device)  # one noise for both prompts
+
+    def eps_fn(zt, t):  # the batch [uncond(source), uncond(edited), source, edited], n rows each
+        out = pipe.unet(torch.cat([zt, zt]), torch.cat([t, t]), context=torch.cat([uncond, context])).float()
+        if pipe.prediction != "eps":
+            out = pipe.schedule.to_x0_eps(pipe.prediction, out, torch.cat([zt, zt]), torch.cat([t, t]))[1]
+        eps_uncond, eps_cond = out.chunk(2)
+        return cfg_combine(eps_uncond, eps_cond, guidance_scale)
+
+    cross = p if cross_fraction is None else cross_fraction
+    hook = Chain(InjectSelf(steps, p), ReplaceCross(steps, cross))
+    with controlled(pipe.unet, hook):
+        z0 = sample(eps_fn, None, pipe.schedule, "ddim", steps, xT=torch.cat([z, z]), progress=False, clip=None)
+    return pipe.decode(z0).chunk(2)
+
+
+def generate_pairs(pipe: TextToImage, n_prompts: int, classifier: Classifier | None = None,
+                   samples_per_prompt: int = 4, keep_per_prompt: int = 4, steps: int = 20,
+                   guidance_scale: float = 3.0, p_range: tuple[float, float] = (0.1, 0.9), batch_size: int = 64,
+                   triplets: list[Triplet] | None = None, generator: torch.Generator | None = None,
+                   progress: bool = True, score_fn=None) -> dict:
+    """The paired data set, as the paper makes it (sec. 3.1.2) with the course's models:
+
+    1. n_prompts triplets (`instructions.random_triplets`, or the given ones);
+    2. for each, samples_per_prompt image pairs (`sample_pair`), each round of samples with its own
+       p ~ U[p_range] (the fraction of steps with the source's attention), batch_size prompts at a time;
+    3. the filter (`filter_pairs` with `classifier`, or score_fn(inputs, edited, triplets) -> {"accepted",
+       "direction"}) and, per prompt, at most keep_per_prompt accepted pairs, the highest directional
+       score first.
+    Reproducible with `generator` (CPU). Returns {"inputs", "edited": (N, 1, 28, 28) in [-1, 1],
+    "instructions": N strings, "triplets", "p": (N,), "counts": {"prompts", "generated", "caption",
+    "directional", "kept", "accepted", "kept_per_prompt", "seconds"}}, where "accepted" passed all three
+    tests and "kept_per_prompt" is the final N.
+    """
+    if score_fn is None:
+        if classifier is None:
+            raise ValueError("pass the course classifier (metrics.load_classifier()) or a score_fn for the filter")
+        score_fn = functools.partial(filter_pairs, classifier=classifier)
+    for name, v in (("n_prompts", n_prompts), ("samples_per_prompt", samples_per_prompt),
+                    ("keep_per_prompt", keep_per_prompt), ("batch_size", batch_size)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    lo, hi = p_range
+    if not 0 <= lo <= hi <= 1:
+        raise ValueError(f"p_range is (low, high) with 0 <= low <= high <= 1, got {p_range!r}")
+    start_time = time.perf_counter()
+    triplets = list(triplets) if triplets is not None else random_triplets(n_prompts, generator)
+    triplets = triplets[:n_prompts]
+    inputs, edited, prompt_of, ps = [], [], [], []
+    bar = tqdm(total=len(triplets) * samples_per_prompt, desc="image pairs", unit="pair", disable=not progress)
+    for _ in range(samples_per_prompt):
+        for s in range(0, len(triplets), batch_size):
+            chunk = triplets[s : s + batch_size]
+            p = lo + (hi - lo) * torch.rand(1, generator=generator).item()
+            a, b = sample_pair(pipe, chunk, p, steps, guidance_scale, generator=generator)
+            inputs.append(a.cpu())
+            edited.append(b.cpu())
+            prompt_of += range(s, s + len(chunk))
+            ps += [p] * len(chunk)
+            bar.update(len(chunk))
+    bar.close()
+    inputs, edited = torch.cat(inputs), torch.cat(edited)
+    prompt_of, ps = torch.tensor(prompt_of), torch.tensor(ps)
+    every = [triplets[i] for i in prompt_of.tolist()]
+    scores = score_fn(inputs, edited, every)
+    accepted = scores["accepted"].bool()
+    keep = []
+    for i in range(len(triplets)):
+        rows = ((prompt_of == i) & accepted).nonzero().flatten()
+        best = scores["direction"][rows].argsort(descending=True, stable=True)[:keep_per_prompt]
+        keep += rows[best].tolist()
+    keep = torch.tensor(sorted(keep), dtype=torch.long)
+    counts = {"prompts": len(triplets), "generated": len(every), "accepted": int(accepted.sum()),
+              "kept_per_prompt": len(keep), "seconds": time.perf_counter() - start_time}
+    for test in ("caption", "directional", "kept"):
+        if test in scores:
+            counts[test] = int(scores[test].sum())
+    return {"inputs": inputs[keep], "edited": edited[keep], "instructions": [every[i].instruction for i in keep],
+            "triplets": [every[i] for i in keep], "p": ps[keep], "counts": counts}
