@@ -87,7 +87,7 @@ def erode(images: torch.Tensor) -> torch.Tensor:
 def _affine(images: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Resample images (N, 1, H, W) in [-1, 1] at output pixel p -> input pixel c + matrix (p - c), with c
     each image's centre of mass (in pixels) and a dark background outside."""
-    N, _, H, W = images.shape
+    H, W = images.shape[-2:]
     p = (images[:, 0] + 1) / 2  # (N, H, W) intensity
     mass = p.sum((1, 2)).clamp(min=1e-6)
     ys, xs = torch.arange(H, dtype=p.dtype, device=p.device), torch.arange(W, dtype=p.dtype, device=p.device)

@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from diffusionlab.guidance import dual_cfg_combine, instruct_guided_eps
-from diffusionlab.models.instruct import add_image_channels, drop_conditions, grow_token_embedding
+from diffusionlab.models.instruct import (
+    add_image_channels,
+    drop_conditions,
+    grow_token_embedding,
+)
 from diffusionlab.models.unet import UNet, UNetConfig
 from diffusionlab.schedules import NoiseSchedule
 

@@ -6,8 +6,15 @@ import torch
 
 from diffusionlab.captions import ATTRIBUTES, VOCAB, parse_caption, words
 from diffusionlab.instructions import (
-    DIGIT_TEMPLATES, INSTRUCTION_VOCAB, INSTRUCTION_WORDS, KINDS, STYLE_TEMPLATES, make_instruction, make_triplet,
-    random_triplets)
+    DIGIT_TEMPLATES,
+    INSTRUCTION_VOCAB,
+    INSTRUCTION_WORDS,
+    KINDS,
+    STYLE_TEMPLATES,
+    make_instruction,
+    make_triplet,
+    random_triplets,
+)
 from diffusionlab.models.text_encoder import Tokenizer
 
 

@@ -7,7 +7,13 @@ from diffusionlab.captions import ATTRIBUTES, attributes, sides
 from diffusionlab.data import load_mnist
 from diffusionlab.instructions import make_triplet
 from diffusionlab.metrics import load_classifier
-from diffusionlab.pairs import apply_edit, blurred_correlation, exact_pairs, filter_pairs, shear
+from diffusionlab.pairs import (
+    apply_edit,
+    blurred_correlation,
+    exact_pairs,
+    filter_pairs,
+    shear,
+)
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_generate_pairs_shapes_counts_and_keeping_the_best(pipe):
 
 
 def test_generate_pairs_is_reproducible(pipe):
-    kw = dict(samples_per_prompt=2, steps=3, progress=False, score_fn=fake_scores)
+    kw = {"samples_per_prompt": 2, "steps": 3, "progress": False, "score_fn": fake_scores}
     a = generate_pairs(pipe, 3, generator=torch.Generator().manual_seed(1), **kw)
     b = generate_pairs(pipe, 3, generator=torch.Generator().manual_seed(1), **kw)
     c = generate_pairs(pipe, 3, generator=torch.Generator().manual_seed(2), **kw)
