@@ -34,6 +34,69 @@ def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
 
+def check_dual_scales(image_scale: float, text_scale: float) -> tuple[float, float]:
+    """The two scales of InstructPix2Pix's guidance, each a number from 0 to MAX_GUIDANCE."""
+    for name, s, typical in (("image_scale", image_scale, "1-2"), ("text_scale", text_scale, "3-10")):
+        if not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 <= s <= MAX_GUIDANCE:
+            raise ValueError(f"{name} (s_{name[0].upper()}) must be a number from 0 to {MAX_GUIDANCE:g} "
+                             f"(1 = no guidance on that condition; {typical} is typical), got {s!r}")
+    return float(image_scale), float(text_scale)
+
+
+def dual_cfg_combine(eps_uncond: torch.Tensor, eps_image: torch.Tensor, eps_full: torch.Tensor,
+                     image_scale: float, text_scale: float) -> torch.Tensor:
+    """Classifier-free guidance on two conditions, the input image c_I and the instruction c_T (lesson 9).
+
+    Brooks, Holynski & Efros 2022, "InstructPix2Pix", eq. 3:
+        eps = eps(z, 0, 0) + s_I (eps(z, c_I, 0) - eps(z, 0, 0)) + s_T (eps(z, c_I, c_T) - eps(z, c_I, 0))
+    eps_uncond = eps(z, 0, 0)      neither condition (a zero image latent, the empty instruction)
+    eps_image  = eps(z, c_I, 0)    the input image, no instruction
+    eps_full   = eps(z, c_I, c_T)  both
+    s_I = s_T = 1 gives eps_full; s_T = 0 ignores the instruction; s_I = s_T = 0 gives eps_uncond.
+    A negative instruction takes the place of the empty one: eps_image = eps(z, c_I, c_neg), so the text
+    term pushes from the negative instruction towards c_T.
+    """
+    check_dual_scales(image_scale, text_scale)
+    return eps_uncond + image_scale * (eps_image - eps_uncond) + text_scale * (eps_full - eps_image)
+
+
+def instruct_guided_eps(unet, schedule: NoiseSchedule, prediction: str, image_latent: torch.Tensor,
+                        context: torch.Tensor, uncond_context: torch.Tensor, image_scale: float = 1.5,
+                        text_scale: float = 7.5):
+    """eps_fn(z_t, t) for an image-conditioned UNet (`models.instruct`): unet(cat([z_t, c_I]), t, context=...)
+    combined by `dual_cfg_combine` in one batched pass of 3B rows:
+        [z_t, 0]   with uncond_context       -> eps(z, 0, 0)
+        [z_t, c_I] with uncond_context       -> eps(z, c_I, 0)
+        [z_t, c_I] with context              -> eps(z, c_I, c_T)
+    image_latent:   (B, C_I, h, w) the input image's latent c_I (its "0" is a zero latent, as in training)
+    context:        (B, L, D) the instruction's token embeddings
+    uncond_context: (B, L, D) the empty instruction's, or a negative instruction's, which then takes the place
+                    of the empty one in both terms (as diffusers' StableDiffusionInstructPix2PixPipeline does)
+    With s_I = s_T = 1 only the third row is computed.
+    """
+    check_dual_scales(image_scale, text_scale)
+    if context.shape != uncond_context.shape or context.shape[0] != image_latent.shape[0]:
+        raise ValueError(f"image_latent {tuple(image_latent.shape)}, context {tuple(context.shape)} and "
+                         f"uncond_context {tuple(uncond_context.shape)} need one row per image, and the two "
+                         "contexts the same shape")
+
+    def output_to_eps(out, xt, t):
+        out = out.float()
+        return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
+
+    def eps_fn(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        c_I = image_latent.to(zt.dtype)
+        if image_scale == 1.0 and text_scale == 1.0:
+            return output_to_eps(unet(torch.cat([zt, c_I], 1), t, context=context), zt, t)
+        z3, t3 = torch.cat([zt, zt, zt]), torch.cat([t, t, t])
+        images = torch.cat([torch.zeros_like(c_I), c_I, c_I])  # (3B, C_I, h, w)
+        out = unet(torch.cat([z3, images], 1), t3, context=torch.cat([uncond_context, uncond_context, context]))
+        eps_uncond, eps_image, eps_full = output_to_eps(out, z3, t3).chunk(3)
+        return dual_cfg_combine(eps_uncond, eps_image, eps_full, image_scale, text_scale)
+
+    return eps_fn
+
+
 def drop_labels(y: torch.Tensor, p_uncond: float, null_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training-time condition dropout: replace each label by `null_class` with probability p_uncond."""
     drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond
