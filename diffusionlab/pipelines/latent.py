@@ -26,7 +26,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..captions import ATTRIBUTES, attributes, make_captions, sides
 from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
@@ -35,7 +34,7 @@ from ..guidance import text_guided_eps
 from ..models.text_encoder import TextEncoder, TextEncoderConfig, Tokenizer
 from ..models.vae import VAE, VAEConfig, vae_loss
 from ..models.vae import config_dict as vae_config_dict
-from ..samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step
+from ..samplers import SAMPLERS, sample
 from ..schedules import NoiseSchedule
 from ..train import train
 from ..models.unet import UNet, UNetConfig
@@ -182,19 +181,11 @@ class LatentDiffusion:
                        generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """The reverse process on latents: n latents (n, 4, 8, 8), scaled as the UNet sees them.
 
-        The loop of `samplers.sample`, with one difference: latents are not clipped to [-1, 1] (they have
-        unit variance, so a quarter of their values lie outside), neither x0_hat at each step nor the result.
+        The course's one loop, `samplers.sample`, with clip=None: latents are not clipped to [-1, 1] (they
+        have unit variance, so a quarter of their values lie outside), neither x0_hat at each step nor the result.
         """
-        z = torch.randn((n, *self.vae.config.latent_shape), generator=generator, device=self.device)
-        timesteps = ddim_timesteps(self.schedule.T, steps)
-        for i, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", disable=not progress, leave=False)):
-            t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-            eps = eps_fn(z, torch.full((n,), t, device=z.device, dtype=torch.long))
-            if sampler == "ddpm":
-                z, _ = ddpm_step(self.schedule, eps, t, z, t_prev, generator=generator, clip=False)
-            else:
-                z, _ = ddim_step(self.schedule, eps, t, t_prev, z, eta, generator=generator, clip=False)
-        return z
+        return sample(eps_fn, (n, *self.vae.config.latent_shape), self.schedule, sampler, steps, eta,
+                      generator=generator, device=self.device, progress=progress, clip=None)
 
     @torch.no_grad()
     def sample(self, prompts, n: int | None = None, negative_prompts=None,
