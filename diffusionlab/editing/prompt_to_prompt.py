@@ -30,8 +30,15 @@ edited] only. Either way the edited rows are the last n rows of the map.
 Steps. A controller counts the calls of each attention module: the k-th call is step k, so the eps_fn
 must call the UNet once per sampler step (classifier-free guidance batched, as `guidance.guided_eps`
 does). Call `reset()` (or use `controlled(model, hook)`) before sampling again. Token positions are
-plain indices into the text encoder's output, so nothing here depends on the tokenizer; `align_tokens`
-turns two token lists into the refinement's alignment.
+plain indices into the text encoder's output, so the controllers do not depend on the tokenizer;
+`align_tokens` turns two token lists into the refinement's alignment.
+
+On the lesson-7 model. `edit_prompt(pipe, "a thick seven", "a thin seven", n=8)` does the whole edit with
+a `pipelines.latent.LatentDiffusion`: it tokenizes both prompts (padded to the same length), picks the
+controllers (`edit_controller`: word swap when the prompts have as many words, refine otherwise; self-
+attention injection; re-weighting; local blending), samples source and edited prompt from the same noise
+in the batch layout above with `samplers.sample` (DDIM, latents not clipped), and samples the edited
+prompt once more from that noise without control: the baseline the edit is compared with.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.attention import Attention, set_attention_hook
+from ..samplers import sample
 
 
 def _check_fraction(fraction: float, name: str = "fraction") -> float:
@@ -336,3 +344,96 @@ def swapped_tokens(source: Sequence[Hashable], edited: Sequence[Hashable]) -> li
         raise ValueError(f"a word swap keeps every other token in place: the prompts have {len(source)} and "
                          f"{len(edited)} tokens; for a word added or removed use Refine with align_tokens")
     return [j for j, (a, b) in enumerate(zip(source, edited)) if a != b]
+
+
+# ---------------------------------------------------------------- on the lesson-7 pipeline
+
+
+def _word_positions(vocab: Sequence[str], ids: Sequence[int]) -> list[int]:
+    """Positions of the words in a padded token list: every token but the start and the padding."""
+    return [j for j, i in enumerate(ids) if vocab[i] not in ("<start>", "<pad>")]
+
+
+def edit_controller(vocab: Sequence[str], source_ids: Sequence[int], edited_ids: Sequence[int], steps: int,
+                    cross_fraction: float = 0.8, self_fraction: float = 0.4,
+                    reweight: dict[str, float] | None = None, local_blend: bool = False, guided: bool = True,
+                    threshold: float = 0.3) -> tuple[Chain, LocalBlend | None]:
+    """The controllers for one edit, from the two prompts' token ids (padded to the same length; vocab[id]
+    is the token's word):
+
+      * InjectSelf for the first self_fraction of the steps;
+      * ReplaceCross (word swap) for the first cross_fraction when the prompts have as many words, else
+        Refine with `align_tokens` (a word added or removed);
+      * Reweight for each {word: scale} of `reweight` (a word of the edited prompt), for the same steps;
+      * with local_blend, a LocalBlend on the changed words (the words without a partner in
+        `align_tokens`; where a prompt has none, for a word only added, all of its words), reading the
+        maps before they are replaced.
+    Returns (hook, blend): set the hook on the UNet, pass blend.callback to the sampler (None without blending).
+    """
+    if len(source_ids) != len(edited_ids):
+        raise ValueError(f"both prompts must be padded to the same length (one batch), got {len(source_ids)} "
+                         f"and {len(edited_ids)} tokens")
+    source_words, edited_words = _word_positions(vocab, source_ids), _word_positions(vocab, edited_ids)
+    hooks = []
+    if self_fraction:
+        hooks.append(InjectSelf(steps, self_fraction, guided))
+    if len(source_words) == len(edited_words):
+        hooks.append(ReplaceCross(steps, cross_fraction, guided))
+    else:
+        hooks.append(Refine(align_tokens(source_ids, edited_ids), steps, cross_fraction, guided))
+    for word, scale in (reweight or {}).items():
+        positions = [j for j in edited_words if vocab[edited_ids[j]] == word]
+        if not positions:
+            prompt = " ".join(vocab[edited_ids[j]] for j in edited_words)
+            raise ValueError(f"cannot re-weight {word!r}: it is not a word of the edited prompt {prompt!r}")
+        hooks.append(Reweight(positions, scale, steps, cross_fraction, guided))
+    blend = None
+    if local_blend:
+        A = align_tokens(source_ids, edited_ids)
+        added = [j for j in edited_words if A[j] < 0]
+        removed = [i for i in source_words if i not in A]
+        blend = LocalBlend(removed or source_words, added or edited_words, threshold, guided=guided)
+        hooks.insert(0, blend)  # first: it reads the maps each prompt makes itself
+    return Chain(*hooks), blend
+
+
+@torch.no_grad()
+def edit_prompt(pipe, source_prompt: str, edited_prompt: str, n: int = 1, cross_fraction: float = 0.8,
+                self_fraction: float = 0.4, reweight: dict[str, float] | None = None, local_blend: bool = False,
+                steps: int = 50, guidance_scale: float = 3.0, generator: torch.Generator | None = None,
+                threshold: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prompt-to-prompt with a lesson-7 `LatentDiffusion` (needs .tokenizer, .model.unet, .eps_fn, .vae,
+    .schedule): n images of the source prompt, the same n edited by the edited prompt through the
+    attention maps, and the baseline, the edited prompt sampled from the same noise without control.
+
+    cross_fraction: the share of the steps with the source's cross-attention maps (word swap or refine;
+                    re-weighting acts on the same steps); self_fraction: with its self-attention maps
+    reweight:       {word of the edited prompt: scale}, e.g. {"thick": 2.0}; 1 changes nothing
+    local_blend:    keep the source outside the changed words' region (`LocalBlend` with `threshold`)
+    Sampling is DDIM (eta = 0, `steps` steps) with classifier-free guidance `guidance_scale` (1: none).
+    Returns (source, edited, baseline), each (n, 1, 28, 28) in [-1, 1]. Unknown words raise a ValueError
+    naming them (the tokenizer's).
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n!r}")
+    _check_fraction(cross_fraction, "cross_fraction")
+    _check_fraction(self_fraction, "self_fraction")
+    tokens = pipe.tokenizer.encode([source_prompt, edited_prompt])  # (2, L): padded to the same length
+    hook, blend = edit_controller(pipe.tokenizer.vocab, tokens[0].tolist(), tokens[1].tolist(), _check_steps(steps),
+                                  cross_fraction, self_fraction, reweight, local_blend, guided=guidance_scale != 1.0,
+                                  threshold=threshold)
+    pipe.model.eval()
+    pipe.vae.eval()
+    device = pipe.device
+    z = torch.randn((n, *pipe.vae.config.latent_shape), generator=generator,
+                    device=generator.device if generator is not None else device).to(device)  # one noise for all
+    # 1. source and edited prompt together: the batch [source x n, edited x n] (CFG doubles it in eps_fn)
+    eps_fn = pipe.eps_fn([source_prompt] * n + [edited_prompt] * n, guidance_scale)
+    with controlled(pipe.model.unet, hook):
+        z0 = sample(eps_fn, None, pipe.schedule, "ddim", steps, xT=torch.cat([z, z]), progress=False, clip=None,
+                    callback=blend.callback if blend is not None else None)
+    # 2. the baseline: the edited prompt alone, from the same noise
+    z0_base = sample(pipe.eps_fn([edited_prompt] * n, guidance_scale), None, pipe.schedule, "ddim", steps, xT=z,
+                     progress=False, clip=None)
+    source, edited = pipe.vae.decode_latents(z0).chunk(2)
+    return source, edited, pipe.vae.decode_latents(z0_base)
