@@ -4,6 +4,7 @@
     diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
     diffusionlab train vae --steps 500 && diffusionlab train text --minutes 10    # lesson 7's latent text model
     diffusionlab sample --model text --prompt "a thick seven" --negative-prompt "a seven leaning right" --n 16
+    diffusionlab p2p --prompt "a thick seven" --edit "a thin seven" --n 8 --out edit.pt   # lesson 8's prompt-to-prompt
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
     diffusionlab classifier                                              # (re)train the metrics classifier
@@ -46,6 +47,27 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the sampling steps from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"is a fraction of the sampling steps, from 0 to 1, got {value:g}")
+    return value
+
+
+def _word_scale(text: str) -> tuple[str, float]:
+    word, sep, scale = text.partition("=")
+    try:
+        value = float(scale)
+    except ValueError:
+        value = None
+    if not sep or not word.strip() or value is None or not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected WORD=SCALE with a scale >= 0, such as thick=2, got {text!r}")
+    return word.strip().lower(), value
 
 
 def _guidance(text: str) -> float:
@@ -98,6 +120,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compile", action="store_true",
                    help="compile the network first (torch.compile): faster for many images; compiling takes seconds")
     add_text_sample_arguments(s)
+
+    pp = sub.add_parser("p2p", help="prompt-to-prompt (lesson 8): edit text-model images by editing their prompt",
+                        description="Sample --prompt and --edit from the same noise; the edited images take the "
+                        "source's attention maps for the first steps. Writes {'source', 'edited', 'baseline'}, each "
+                        "(N, 1, 28, 28) in [0, 1]; 'baseline' is --edit sampled from the same noise without control.")
+    pp.add_argument("--prompt", required=True, help='the source caption, such as "a thick seven"')
+    pp.add_argument("--edit", required=True, help='the edited caption: a word swapped ("a thin seven"), added or removed')
+    pp.add_argument("--cross-steps", type=_fraction, default=0.8,
+                    help="fraction of the steps with the source's cross-attention maps (default 0.8)")
+    pp.add_argument("--self-steps", type=_fraction, default=0.4,
+                    help="fraction of the steps with the source's self-attention maps (default 0.4)")
+    pp.add_argument("--reweight", type=_word_scale, action="append", metavar="WORD=SCALE",
+                    help="scale a word of --edit's attention, such as thick=2 (repeatable; 1 changes nothing)")
+    pp.add_argument("--local-blend", action="store_true", help="keep the source outside the changed words' region")
+    pp.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
+    pp.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    pp.add_argument("--guidance", type=_guidance, help=f"classifier-free guidance scale (default {DEFAULT_TEXT_GUIDANCE})")
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--device", default="auto")
+    pp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
+    pp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
+    pp.add_argument("--out", type=Path, default=Path("p2p.pt"), help="output .pt file (default p2p.pt)")
+    pp.add_argument("--png", type=Path, help="also save a grid: rows of source, edited and baseline images")
 
     e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
     e.add_argument("checkpoint", type=Path)
@@ -261,6 +306,35 @@ def cmd_sample(args) -> None:
           f"({args.n / elapsed:.1f} images/s) -> {args.out}")
 
 
+def cmd_p2p(args) -> None:
+    """`diffusionlab p2p`: {"source", "edited", "baseline"}, each (N, 1, 28, 28) in [0, 1]."""
+    from .editing.prompt_to_prompt import edit_prompt
+
+    check_writable(args.out, "--out", "p2p.pt")
+    if args.png:
+        check_writable(args.png, "--png", "p2p.png")
+    device = get_device(args.device)
+    path = args.checkpoint or (course.shipped_checkpoint("text") if course.shipped_checkpoint("text").exists()
+                               else course.default_checkpoint("text"))
+    pipe = course.load("text", path, device, vae=args.vae)
+    guidance = DEFAULT_TEXT_GUIDANCE if args.guidance is None else args.guidance
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    start = time.time()
+    images = edit_prompt(pipe, args.prompt, args.edit, args.n, args.cross_steps, args.self_steps,
+                         dict(args.reweight or []), args.local_blend, args.steps, guidance, g)
+    elapsed = time.time() - start
+    out = {k: ((x.float().cpu() + 1) / 2).clamp(0, 1) for k, x in zip(("source", "edited", "baseline"), images)}
+    torch.save(out, args.out)
+    if args.png:
+        import matplotlib.pyplot as plt
+
+        from .viz import make_grid
+        k = min(args.n, 10)
+        plt.imsave(args.png, make_grid(torch.cat([x[:k] for x in images]), nrow=k), cmap="gray", vmin=0, vmax=1)
+    print(f"edited {args.n} images {args.prompt!r} -> {args.edit!r} (cross-attention {args.cross_steps:g}, "
+          f"self-attention {args.self_steps:g} of {args.steps} steps) from {path} in {elapsed:.1f} s -> {args.out}")
+
+
 def cmd_export(args) -> None:
     out = course.export_weights(args.checkpoint, args.out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
@@ -309,7 +383,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "score": cmd_score,
-         "classifier": cmd_classifier}[args.command](args)
+         "classifier": cmd_classifier, "p2p": cmd_p2p}[args.command](args)
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
         return 2
