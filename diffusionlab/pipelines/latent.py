@@ -114,14 +114,27 @@ def text_diffusion_loss(model: TextToLatent, z0: torch.Tensor, codes: torch.Tens
            (so a digit is described by different templates and subsets of its attributes over training)
     p_uncond: the probability of replacing the caption with "", the unconditional prompt of CFG.
     """
+    codes = codes.cpu()
+
+    def write(g):
+        return make_captions(codes[:, 0], {name: codes[:, 1 + i] for i, name in enumerate(ATTRIBUTES)}, g)
+
+    return captioned_diffusion_loss(model, z0, write, generator, schedule, tokenizer, p_uncond, prediction)
+
+
+def captioned_diffusion_loss(model: TextToLatent, z0: torch.Tensor, write_captions, generator: torch.Generator,
+                             schedule: NoiseSchedule, tokenizer: Tokenizer, p_uncond: float = 0.1,
+                             prediction: str = "eps") -> torch.Tensor:
+    """DDPM's loss on latents z0 (B, 4, 8, 8) for the captions write_captions(cpu generator) -> B strings,
+    each replaced by "" with probability p_uncond (the unconditional prompt of CFG). The lesson-7 text
+    model and its fine-tuning (lesson 8) differ only in how they write captions."""
     B = z0.shape[0]
     t = torch.randint(0, schedule.T, (B,), generator=generator, device=z0.device)
     eps = torch.randn(z0.shape, generator=generator, device=z0.device)
     zt = schedule.q_sample(z0, t, eps)
     drop = torch.rand(B, generator=generator, device=z0.device) < p_uncond
-    codes = codes.cpu()  # captions are written last: how many random draws they take depends on the codes
-    captions = make_captions(codes[:, 0], {name: codes[:, 1 + i] for i, name in enumerate(ATTRIBUTES)},
-                             _cpu_generator(generator))
+    # captions are written last: how many random draws they take depends on the captions
+    captions = write_captions(_cpu_generator(generator))
     captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
     tokens = tokenizer.encode(captions, z0.device)  # (B, L)
     out = model(zt, t, tokens)

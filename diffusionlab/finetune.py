@@ -1,0 +1,201 @@
+"""Fine-tuning the lesson-7 text model on printed digits: full fine-tuning and LoRA (lesson 8).
+
+The lesson-7 model (`pipelines.latent`) has only seen handwriting. Here it learns a new style from a few
+hundred printed digits (`printed.make_printed`), captioned with new words ("a printed seven", "a serif 3",
+"a mono two": `printed.captions`), as Stable Diffusion is fine-tuned on a small set of pokemon:
+
+  1. new words: the tokenizer gets STYLE_WORDS after its old words, so every old word keeps its id, and
+     the text encoder's token embedding grows by one row per new word (`models.instruct.grow_token_embedding`);
+  2. the printed digits are encoded once by the (frozen) VAE: the model sees latents, as in lesson 7;
+  3. training is the course loop (`train.train`: EMA, checkpoints, resuming) on lesson 7's loss, with the
+     captions of the printed set (`pipelines.latent.captioned_diffusion_loss`), either
+       full   every weight of the text encoder and the UNet moves (a small learning rate), or
+       LoRA   (Hu et al. 2021, `models.lora`) everything is frozen except a rank-r update B A of the
+              attention projections to_q, to_k, to_v, to_out of every attention module, and the new words'
+              embedding rows (the old rows are held: their gradient is zeroed), a few percent of the weights;
+     or, for comparison, from scratch: a fresh model of the same shape trained on the printed set only.
+The checkpoint (model name "text-printed") keeps the vocabulary and the LoRA rank; `load` rebuilds the
+model, loads the EMA weights and merges the LoRA update into the base weights (`merge_lora`), so the
+fine-tuned model samples as fast as the original:
+
+    pipe, history = finetune_text(steps=300, lora=4, checkpoint="checkpoints/text-printed.pt")
+    pipe = load("checkpoints/text-printed.pt")
+    pipe.sample(["a printed seven", "a seven"], guidance_scale=3.0)     # printed, and still handwritten
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import printed
+from .checkpoints import CheckpointError, load_checkpoint
+from .models.instruct import grow_token_embedding
+from .models.lora import add_lora, count_trainable, merge_lora
+from .models.text_encoder import TextEncoderConfig, Tokenizer
+from .models.unet import UNetConfig
+from .models.unet import config_dict as unet_config_dict
+from .pipelines.latent import (CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, captioned_diffusion_loss,
+                               load_vae)
+from .pipelines.latent import load as load_text
+from .schedules import NoiseSchedule
+from .train import train
+
+MODEL_NAME = "text-printed"
+STYLE_WORDS = ("printed", *printed.STYLES)  # the words the printed captions add: printed, sans, serif, mono
+
+
+@dataclass
+class FinetuneRecipe:
+    """How the course fine-tunes the text model on printed digits (`benchmarks/prompt_to_prompt.py` compares them)."""
+
+    n_images: int = 500  # printed digits in the training set (make_printed's seed: data_seed)
+    data_seed: int = 0
+    lr: float = 2e-4  # full fine-tuning
+    scratch_lr: float = 2e-3  # from scratch: lesson 7's rate
+    lora_lr: float = 2e-3  # LoRA: only the small matrices and the new words move
+    lora_alpha: float | None = None  # None: alpha = rank, an update scale of 1
+    batch_size: int = 64
+    ema_decay: float = 0.99  # a short run: a short EMA
+    warmup: int = 20
+    p_uncond: float = 0.1
+
+
+FINETUNE_RECIPE = FinetuneRecipe()
+
+
+def extend_vocabulary(pipe: LatentDiffusion, new_words=STYLE_WORDS, generator: torch.Generator | None = None) -> list[str]:
+    """Add the words of `new_words` the tokenizer lacks, after its old ones (so every old id stays), and
+    grow the text encoder's token embedding by a row for each, in place. Returns the words added."""
+    added = [w for w in dict.fromkeys(new_words) if w not in pipe.tokenizer.ids]
+    if added:
+        encoder = pipe.model.text_encoder
+        pipe.tokenizer = Tokenizer(vocab=[*pipe.tokenizer.vocab[2:], *added], max_length=pipe.tokenizer.max_length)
+        encoder.token_emb = grow_token_embedding(encoder.token_emb, len(pipe.tokenizer), generator).to(
+            encoder.pos_emb.device)
+        encoder.config.vocab_size = len(pipe.tokenizer)
+    return added
+
+
+def hold_rows(embedding: torch.nn.Embedding, first_new: int) -> None:
+    """Train only the rows from `first_new` on: the gradient of the rows before it is zeroed (with the loop's
+    AdamW and no weight decay, a row with zero gradient does not move)."""
+    embedding.weight.requires_grad_(True)
+    mask = torch.zeros(embedding.num_embeddings, 1, device=embedding.weight.device)
+    mask[first_new:] = 1
+    embedding.weight.register_hook(lambda grad: grad * mask)
+
+
+def printed_codes(data: dict) -> torch.Tensor:
+    """(N, 2) long: each printed digit's label and style (index into printed.STYLES), from which the loss
+    writes a fresh caption every step."""
+    styles = torch.tensor([printed.STYLES.index(s) for s in data["styles"]])
+    return torch.stack([data["labels"].long(), styles], dim=1)
+
+
+def printed_loss(model, z0, codes, generator, schedule, tokenizer, p_uncond=0.1, prediction="eps"):
+    """Lesson 7's loss with the printed digits' captions, written fresh each step ("a printed 7", "a serif seven")."""
+    codes = codes.cpu()
+
+    def write(g):
+        seed = int(torch.randint(2**31, (1,), generator=g))
+        return printed.captions(codes[:, 0].tolist(), [printed.STYLES[s] for s in codes[:, 1].tolist()], seed)
+
+    return captioned_diffusion_loss(model, z0, write, generator, schedule, tokenizer, p_uncond, prediction)
+
+
+def prepare(base: LatentDiffusion, lora: int | None = None, from_scratch: bool = False,
+            recipe: FinetuneRecipe = FINETUNE_RECIPE, seed: int = 0) -> LatentDiffusion:
+    """A copy of `base`'s model, ready to train: vocabulary extended; with `lora`, frozen but for the LoRA
+    matrices of the attention projections and the new words' embeddings; with `from_scratch`, a fresh model
+    of the same shape. Returns the pipeline (same VAE and schedule) around it."""
+    if lora is not None and from_scratch:
+        raise ValueError("LoRA adapts a trained model: give lora or from_scratch, not both")
+    g = torch.Generator().manual_seed(seed)
+    model = copy.deepcopy(base.model)  # the base pipeline is left as it was
+    if from_scratch:
+        torch.manual_seed(seed)
+        model = TextToLatent(model.config, TextEncoderConfig(**asdict(model.text_encoder.config)))
+    model = model.to(base.device).train().requires_grad_(True)
+    pipe = LatentDiffusion(base.vae, model, base.schedule, Tokenizer(base.tokenizer.vocab[2:], base.tokenizer.max_length),
+                           base.prediction)
+    old = len(pipe.tokenizer)
+    extend_vocabulary(pipe, STYLE_WORDS, g)
+    if lora is not None:
+        add_lora(model.unet, lora, recipe.lora_alpha, generator=g)  # the UNet's self- and cross-attention
+        add_lora(model.text_encoder, lora, recipe.lora_alpha, generator=g)  # and the text encoder's
+        hold_rows(model.text_encoder.token_emb, old)  # the new words learn their embeddings
+    return pipe
+
+
+def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bool = False,
+                  steps: int | None = None, minutes: float | None = None, checkpoint=None, device=None, seed: int = 0,
+                  batch_size: int | None = None, recipe: FinetuneRecipe = FINETUNE_RECIPE, data: dict | None = None,
+                  progress: bool = True, **kwargs):
+    """Fine-tune the text model on printed digits with the course loop. Returns (LatentDiffusion, history):
+    the EMA weights with LoRA merged, and the extended tokenizer.
+
+    base: a LatentDiffusion, a text checkpoint path, or None for the shipped text.pt (with `vae`: a path, or
+          None for the shipped vae.pt); lora: the rank r of LoRA, or None for full fine-tuning;
+    data: the printed set, make_printed's dict (default: recipe.n_images digits from recipe.data_seed).
+    history also holds "trainable" and "parameters" (the counts at the start).
+    """
+    device = torch.device(device or "cpu")
+    if lora is not None and (not isinstance(lora, int) or lora < 1):
+        raise ValueError(f"lora is the rank of the LoRA update, a positive integer, got {lora!r}")
+    base = base if isinstance(base, LatentDiffusion) else load_text(base, vae=vae, device=device)
+    base.to(device)
+    base_vocab = len(base.tokenizer)
+    pipe = prepare(base, lora, from_scratch, recipe, seed)
+    data = data if data is not None else printed.make_printed(recipe.n_images, seed=recipe.data_seed)
+    with torch.no_grad():
+        z0 = pipe.vae.encode_latents(data["images"].to(device)).float()  # (N, 4, 8, 8), scaled
+    codes = printed_codes(data)
+    model, tokenizer, schedule = pipe.model, pipe.tokenizer, pipe.schedule
+    trainable, total = count_trainable(model)
+    if lora is not None:  # the held embedding rows have requires_grad but do not move
+        trainable -= base_vocab * model.text_encoder.token_emb.embedding_dim
+
+    def loss_fn(m, z, c, g):
+        return printed_loss(m, z, c, g, schedule, tokenizer, recipe.p_uncond, pipe.prediction)
+
+    meta = {"model_name": MODEL_NAME, "unet_config": unet_config_dict(model.config),
+            "text_config": asdict(model.text_encoder.config), "vocab": list(tokenizer.vocab[2:]),
+            "lora_rank": lora, "lora_alpha": recipe.lora_alpha, "from_scratch": from_scratch,
+            "prediction": pipe.prediction, "schedule": {"T": schedule.T, "kind": schedule.kind},
+            "vae_scale_factor": float(pipe.vae.scale_factor), "data": {"n_images": len(z0), "seed": recipe.data_seed}}
+    lr = recipe.lora_lr if lora is not None else (recipe.scratch_lr if from_scratch else recipe.lr)
+    ema, history = train(model, loss_fn, z0, codes, steps=steps, minutes=minutes,
+                         batch_size=batch_size or recipe.batch_size, lr=lr, warmup=recipe.warmup,
+                         ema_decay=recipe.ema_decay, seed=seed, checkpoint=checkpoint, metadata=meta,
+                         progress=progress, **kwargs)
+    merge_lora(ema)
+    ema.eval().requires_grad_(False)
+    history["trainable"], history["parameters"] = trainable, total
+    return LatentDiffusion(pipe.vae, ema, schedule, tokenizer, pipe.prediction), history
+
+
+def load(checkpoint=None, vae=None, device=None) -> LatentDiffusion:
+    """A fine-tuned text model (default: the shipped text-printed.pt), LoRA merged, with its vocabulary."""
+    path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / f"{MODEL_NAME}.pt"
+    state = load_checkpoint(path, MODEL_NAME)
+    vae = vae if hasattr(vae, "decode_latents") else load_vae(vae)
+    if abs(float(vae.scale_factor) / state["vae_scale_factor"] - 1) > 1e-3:
+        raise CheckpointError(f"{path} was fine-tuned on the latents of another VAE (scale factor "
+                              f"{state['vae_scale_factor']:.4f}, this VAE's is {float(vae.scale_factor):.4f}); "
+                              "pass the VAE it was trained with (--vae)")
+    text_config = TextEncoderConfig(**state["text_config"])
+    model = TextToLatent(UNetConfig(**state["unet_config"]), text_config)
+    if state.get("lora_rank"):
+        add_lora(model.unet, state["lora_rank"], state.get("lora_alpha"))
+        add_lora(model.text_encoder, state["lora_rank"], state.get("lora_alpha"))
+    _load_weights(model, state, path, MODEL_NAME)
+    merge_lora(model)
+    model.eval().requires_grad_(False)
+    tokenizer = Tokenizer(vocab=state["vocab"], max_length=text_config.max_length)
+    pipe = LatentDiffusion(vae, model, NoiseSchedule(**state["schedule"]), tokenizer, state.get("prediction", "eps"))
+    return pipe.to(device or "cpu")
+
