@@ -4,6 +4,8 @@
     diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
     diffusionlab train vae --steps 500 && diffusionlab train text --minutes 10    # lesson 7's latent text model
     diffusionlab sample --model text --prompt "a thick seven" --negative-prompt "a seven leaning right" --n 16
+    diffusionlab train finetune --base text --data printed --lora 4 --steps 400   # lesson 8: -> checkpoints/text-printed.pt
+    diffusionlab sample --model text-printed --prompt "a printed seven" --checkpoint checkpoints/text-printed.pt
     diffusionlab p2p --prompt "a thick seven" --edit "a thin seven" --n 8 --out edit.pt   # lesson 8's prompt-to-prompt
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import sys
 import time
 from pathlib import Path
@@ -27,6 +30,9 @@ from .guidance import check_guidance_scale
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
 from .samplers import SAMPLERS
 from .utils import get_device
+
+
+TRAINED_HERE = [m for m in course.MODELS if m != "text-printed"]  # `train finetune` makes text-printed
 
 
 def _positive_int(text: str) -> int:
@@ -89,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a course model on MNIST")
-    t.add_argument("model", choices=list(course.MODELS), help="which model")
+    t.add_argument("model", choices=[*TRAINED_HERE, "finetune"],
+                   help="which model; finetune: the text model fine-tuned on printed digits (lesson 8), saved as "
+                        "text-printed (sample it with --model text-printed)")
     budget = t.add_argument_group("budget (give one or both; the default is 2000 steps)")
     budget.add_argument("--steps", type=_positive_int, help="number of optimiser steps")
     budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
@@ -100,9 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
     t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
+    ft = t.add_argument_group("finetune (lesson 8)")
+    ft.add_argument("--base", default="text", help="the text model to fine-tune: text (the shipped text.pt, else "
+                    "checkpoints/text.pt) or the path of a text checkpoint")
+    ft.add_argument("--data", choices=["printed"], default="printed",
+                    help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
+    ft.add_argument("--lora", type=_positive_int, metavar="RANK",
+                    help="train only rank-RANK LoRA updates of the attention projections (and the new words); "
+                         "default: full fine-tuning")
+    ft.add_argument("--from-scratch", action="store_true", help="train a fresh model of the same shape on the printed "
+                    "digits only (the comparison)")
+    ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=["ddpm", "cond", "text"], default="cond")
+    s.add_argument("--model", choices=["ddpm", "cond", "text", "text-printed"], default="cond")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
     s.add_argument("--guidance", type=_guidance,
                    help=f"classifier-free guidance scale (default {course.DEFAULT_GUIDANCE} for cond, "
@@ -178,19 +197,40 @@ def _budget_text(steps, minutes) -> str:
                         ([f"{minutes:g} minutes of training in all"] if minutes is not None else []))
 
 
+def finetune_arguments(args, device) -> dict:
+    """The keyword arguments of `finetune.finetune_text` from `train finetune`'s options."""
+    from .finetune import FINETUNE_RECIPE
+
+    if args.from_scratch and args.lora is not None:
+        raise ValueError("--lora adapts the trained model; --from-scratch trains a fresh one: give one of them")
+    if args.base == "text":
+        base = course.shipped_checkpoint("text")
+        base = base if base.exists() else course.default_checkpoint("text")
+    else:
+        base = Path(args.base)
+    recipe = FINETUNE_RECIPE if args.n_images is None else replace(FINETUNE_RECIPE, n_images=args.n_images)
+    return {"base": course.load("text", base, device, vae=args.vae), "lora": args.lora,
+            "from_scratch": args.from_scratch, "recipe": recipe}
+
+
 def cmd_train(args) -> None:
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps = 2000
+    finetuning = args.model == "finetune"
+    if not finetuning and (args.lora is not None or args.from_scratch or args.n_images is not None
+                           or args.base != "text"):
+        raise ValueError("--base, --data, --lora, --from-scratch and --n-images are options of `train finetune`")
+    name = "text-printed" if finetuning else args.model
     device = get_device(args.device)
-    checkpoint = args.checkpoint or course.default_checkpoint(args.model)
-    check_writable(checkpoint, "checkpoint", f"{args.model}.pt")
+    checkpoint = args.checkpoint or course.default_checkpoint(name)
+    check_writable(checkpoint, "checkpoint", f"{name}.pt")
     seed = 0 if args.seed is None else args.seed
     resumed_from = 0
     if checkpoint.exists() and not args.no_resume:
-        state = load_training_state(checkpoint, args.model)
+        state = load_training_state(checkpoint, name)
         resumed_from, trained = state["step"], state.get("seconds", 0.0) / 60
-        print(f"resuming {args.model!r} from step {resumed_from} of {checkpoint} ({trained:.1f} minutes trained), "
+        print(f"resuming {name!r} from step {resumed_from} of {checkpoint} ({trained:.1f} minutes trained), "
               f"to {_budget_text(steps, minutes)}")
         if args.seed is not None and args.seed != state["seed"]:
             print(f"note: --seed {args.seed} differs from the checkpoint's seed {state['seed']}; the checkpoint's "
@@ -200,20 +240,23 @@ def cmd_train(args) -> None:
             print("the checkpoint has already reached the budget: nothing to train. Give a larger --steps or "
                   "--minutes to train on (both count from the start of the run).")
             return
-    print(f"training {args.model!r} on {device} -> {checkpoint}")
+    if args.vae is not None and args.model not in ("text", "finetune"):
+        raise ValueError("--vae is an option of the text models only")
+    extra = finetune_arguments(args, device) if finetuning else {"vae": args.vae} if args.model == "text" else {}
+    print(f"training {name!r} on {device} -> {checkpoint}")
     start = time.time()
-    extra = {"vae": args.vae} if args.model == "text" else {}
-    if args.vae is not None and args.model != "text":
-        raise ValueError("--vae is an option of the text model only")
-    model, history = course.train_model(args.model, steps=steps, minutes=minutes, checkpoint=checkpoint,
+    model, history = course.train_model(name, steps=steps, minutes=minutes, checkpoint=checkpoint,
                                         device=device, seed=seed, batch_size=args.batch_size,
                                         resume=not args.no_resume, **extra)
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
-    batch = args.batch_size or course.recipe_batch_size(args.model)
+    batch = args.batch_size or course.recipe_batch_size(name)
     rate = batch * (done - resumed_from) / max(elapsed, 1e-9)
     print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
           f"{elapsed:.1f} s, {rate:.0f} training images/s; saved {checkpoint}")
+    if finetuning:
+        print(f"trained {history['trainable']:,} of {history['parameters']:,} parameters "
+              f"({100 * history['trainable'] / history['parameters']:.1f}%)")
 
 
 def add_text_sample_arguments(s) -> None:
@@ -235,12 +278,12 @@ def cmd_sample_text(args, device) -> None:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
     if args.checkpoint is not None:
         path = args.checkpoint
-    elif course.shipped_checkpoint("text").exists():
-        path = course.shipped_checkpoint("text")
+    elif course.shipped_checkpoint(args.model).exists():
+        path = course.shipped_checkpoint(args.model)
     else:
-        path = course.default_checkpoint("text")
+        path = course.default_checkpoint(args.model)
     guidance = DEFAULT_TEXT_GUIDANCE if args.guidance is None else args.guidance
-    pipe = course.load("text", path, device, vae=args.vae)
+    pipe = course.load(args.model, path, device, vae=args.vae)
     prompts = [args.prompt[i % len(args.prompt)] for i in range(args.n)]
     g = torch.Generator(device=device).manual_seed(args.seed)
     start = time.time()
@@ -260,7 +303,7 @@ def cmd_sample_text(args, device) -> None:
 
 def cmd_sample(args) -> None:
     device = get_device(args.device)
-    if args.model == "text":
+    if args.model in ("text", "text-printed"):
         return cmd_sample_text(args, device)
     if args.prompt or args.negative_prompt or args.vae:
         raise ValueError("--prompt, --negative-prompt and --vae are options of the text model: add --model text")

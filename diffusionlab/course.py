@@ -5,6 +5,7 @@
     cond      lesson 3  class-conditioned DDPM for CFG (+ null)     UNet(x_t, t, y)
     vae       lesson 7  the autoencoder of latent diffusion         VAE: encode(x), decode(z)
     text      lesson 7  latent text-to-image model (uses the vae)   UNet(z_t, t, context=TextEncoder(tokens))
+    text-printed  lesson 8  the text model fine-tuned on printed digits (finetune.py; `train finetune`)
 
 `train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel`
 (`pipelines/pixel.py`), the trained network together with the noise schedule and prediction type it
@@ -57,7 +58,7 @@ RECIPES = {
 }
 
 
-LATENT_MODELS = ("vae", "text")  # recipes, training and loading in pipelines/latent.py
+LATENT_MODELS = ("vae", "text", "text-printed")  # in pipelines/latent.py, and finetune.py for text-printed
 MODELS = (*RECIPES, *LATENT_MODELS)
 
 
@@ -71,6 +72,9 @@ def recipe_batch_size(name: str) -> int:
     """The training batch of course model `name`."""
     if name in LATENT_MODELS:
         from .pipelines import latent
+        if name == "text-printed":
+            from .finetune import FINETUNE_RECIPE
+            return FINETUNE_RECIPE.batch_size
         return (latent.VAE_RECIPE if name == "vae" else latent.TEXT_RECIPE).batch_size
     return check_name(name).batch_size
 
@@ -100,6 +104,10 @@ def train_model(name: str, steps: int | None = None, minutes: float | None = Non
                 progress: bool = True, **kwargs):
     """Train course model `name` on MNIST with its recipe. Returns (DiffusionModel of the EMA weights, history);
     for "vae" (VAE, history) and for "text" (LatentDiffusion, history), where kwargs may give `vae=` (a path)."""
+    if name == "text-printed":  # kwargs: base= (a text checkpoint), vae=, lora= (a rank)
+        from .finetune import finetune_text
+        return finetune_text(steps=steps, minutes=minutes, checkpoint=checkpoint, device=device, seed=seed,
+                             batch_size=batch_size, progress=progress, **kwargs)
     if name in LATENT_MODELS:
         from .pipelines import latent
         train_fn = latent.train_vae if name == "vae" else latent.train_text
@@ -140,6 +148,9 @@ def load(name: str, checkpoint=None, device=None, vae=None):
 
     Returns a DiffusionModel; for "vae" a VAE, for "text" a LatentDiffusion (with `vae`: a path, or the shipped one).
     """
+    if name == "text-printed":
+        from .finetune import load as load_finetuned
+        return load_finetuned(checkpoint, vae=vae, device=device)
     if name in LATENT_MODELS:
         from .pipelines import latent
         if name == "vae":
