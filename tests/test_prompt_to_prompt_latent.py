@@ -135,3 +135,15 @@ def test_bad_edits_are_refused_with_the_reason(pipe):
         edit(pipe, self_fraction=-0.1)
     with pytest.raises(ValueError, match="same length"):
         edit_controller(Tokenizer().vocab, [1, 3, 4], [1, 3], 10)
+
+
+def test_several_pairs_at_once_equal_each_pair_alone(pipe):
+    pairs = [("a small seven leaning right", "a small two leaning right"),
+             ("a small one leaning right", "a small six leaning right")]
+    together = edit(pipe, [a for a, _ in pairs], [b for _, b in pairs], cross_fraction=0.5, self_fraction=0.5)
+    for i, (a, b) in enumerate(pairs):
+        alone = edit(pipe, a, b, cross_fraction=0.5, self_fraction=0.5)  # row i starts from the same noise
+        assert all(close(x[i], y[i]) for x, y in zip(together, alone))
+    assert differ(together[1][0], together[1][1])
+    with pytest.raises(ValueError, match="same token positions"):
+        edit(pipe, ["a thick seven", "a seven"], ["a thin seven", "a thick seven"])

@@ -398,13 +398,15 @@ def edit_controller(vocab: Sequence[str], source_ids: Sequence[int], edited_ids:
 
 
 @torch.no_grad()
-def edit_prompt(pipe, source_prompt: str, edited_prompt: str, n: int = 1, cross_fraction: float = 0.8,
+def edit_prompt(pipe, source_prompt: str | Sequence[str], edited_prompt: str | Sequence[str], n: int = 1, cross_fraction: float = 0.8,
                 self_fraction: float = 0.4, reweight: dict[str, float] | None = None, local_blend: bool = False,
                 steps: int = 50, guidance_scale: float = 3.0, generator: torch.Generator | None = None,
                 threshold: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Prompt-to-prompt with a lesson-7 `LatentDiffusion` (needs .tokenizer, .model.unet, .eps_fn, .vae,
     .schedule): n images of the source prompt, the same n edited by the edited prompt through the
     attention maps, and the baseline, the edited prompt sampled from the same noise without control.
+    The prompts may be lists of n pairs edited at once ("a small seven ..." -> "a small two ...", "a small
+    one ..." -> "a small six ..."), as long as every pair changes the same token positions.
 
     cross_fraction: the share of the steps with the source's cross-attention maps (word swap or refine;
                     re-weighting acts on the same steps); self_fraction: with its self-attention maps
@@ -418,22 +420,31 @@ def edit_prompt(pipe, source_prompt: str, edited_prompt: str, n: int = 1, cross_
         raise ValueError(f"n must be a positive number of images, got {n!r}")
     _check_fraction(cross_fraction, "cross_fraction")
     _check_fraction(self_fraction, "self_fraction")
-    tokens = pipe.tokenizer.encode([source_prompt, edited_prompt])  # (2, L): padded to the same length
-    hook, blend = edit_controller(pipe.tokenizer.vocab, tokens[0].tolist(), tokens[1].tolist(), _check_steps(steps),
-                                  cross_fraction, self_fraction, reweight, local_blend, guided=guidance_scale != 1.0,
-                                  threshold=threshold)
+    sources = [source_prompt] * n if isinstance(source_prompt, str) else list(source_prompt)
+    edits = [edited_prompt] * n if isinstance(edited_prompt, str) else list(edited_prompt)
+    if len(sources) != n or len(edits) != n:
+        raise ValueError(f"give one prompt or n = {n} prompts of each kind, got {len(sources)} and {len(edits)}")
+    tokens = pipe.tokenizer.encode(sources + edits).tolist()  # (2n, L): all padded to the same length
+    vocab = pipe.tokenizer.vocab
+    hook, blend = edit_controller(vocab, tokens[0], tokens[n], _check_steps(steps), cross_fraction, self_fraction,
+                                  reweight, local_blend, guided=guidance_scale != 1.0, threshold=threshold)
+    layout = [(align_tokens(a, b), [vocab[i] for i in b if i > 1 and vocab[i] in (reweight or {})])
+              for a, b in zip(tokens[:n], tokens[n:])]
+    if any(x != layout[0] for x in layout):
+        raise ValueError("every pair of prompts edited at once must change the same token positions (one controller "
+                         f"for all): {sources[0]!r} -> {edits[0]!r} and the others differ; edit them separately")
     pipe.model.eval()
     pipe.vae.eval()
     device = pipe.device
     z = torch.randn((n, *pipe.vae.config.latent_shape), generator=generator,
                     device=generator.device if generator is not None else device).to(device)  # one noise for all
     # 1. source and edited prompt together: the batch [source x n, edited x n] (CFG doubles it in eps_fn)
-    eps_fn = pipe.eps_fn([source_prompt] * n + [edited_prompt] * n, guidance_scale)
+    eps_fn = pipe.eps_fn(sources + edits, guidance_scale)
     with controlled(pipe.model.unet, hook):
         z0 = sample(eps_fn, None, pipe.schedule, "ddim", steps, xT=torch.cat([z, z]), progress=False, clip=None,
                     callback=blend.callback if blend is not None else None)
     # 2. the baseline: the edited prompt alone, from the same noise
-    z0_base = sample(pipe.eps_fn([edited_prompt] * n, guidance_scale), None, pipe.schedule, "ddim", steps, xT=z,
+    z0_base = sample(pipe.eps_fn(edits, guidance_scale), None, pipe.schedule, "ddim", steps, xT=z,
                      progress=False, clip=None)
     source, edited = pipe.vae.decode_latents(z0).chunk(2)
     return source, edited, pipe.vae.decode_latents(z0_base)
