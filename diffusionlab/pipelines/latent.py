@@ -62,7 +62,7 @@ class TextRecipe:
     """How the course's latent text-to-image model is built and trained."""
 
     unet: UNetConfig = field(default_factory=lambda: UNetConfig(
-        in_channels=4, out_channels=4, image_size=8, channels=(64, 128), attention=(False, True), context_dim=64))
+        in_channels=4, out_channels=4, image_size=8, channels=(32, 64), attention=(False, True), context_dim=64))
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     lr: float = 2e-3
     batch_size: int = 128
