@@ -191,9 +191,9 @@ class LatentDiffusion:
             t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
             eps = eps_fn(z, torch.full((n,), t, device=z.device, dtype=torch.long))
             if sampler == "ddpm":
-                z, _ = ddpm_step(self.schedule, eps, t, z, t_prev, generator=generator, clip=False)
+                z, _ = ddpm_step(self.schedule, eps, t, t_prev, z, generator=generator, clip=None)
             else:
-                z, _ = ddim_step(self.schedule, eps, t, t_prev, z, eta, generator=generator, clip=False)
+                z, _ = ddim_step(self.schedule, eps, t, t_prev, z, eta, generator=generator, clip=None)
         return z
 
     @torch.no_grad()

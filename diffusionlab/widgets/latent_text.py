@@ -34,13 +34,14 @@ def make_prompt_explorer(pipe, n: int = 8, prompt: str = "a thick seven", negati
 
     def draw(prompt, negative_prompt, guidance_scale, steps, seed):
         negative = negative_prompt if negative_prompt.strip() else None
-        start = time.perf_counter()
         try:
-            x = pipe.sample(prompt, n=n, negative_prompts=negative, guidance_scale=guidance_scale, steps=steps,
-                            generator=make_generator(seed, pipe.device))
-        except ValueError as err:  # an unknown word, a caption too long, a guidance scale out of range
+            pipe.tokenizer.encode([prompt] + ([negative] if negative else []))
+        except ValueError as err:  # an unknown word or a caption too long: the message, not a traceback
             print(err)
             return {"error": str(err)}
+        start = time.perf_counter()
+        x = pipe.sample(prompt, n=n, negative_prompts=negative, guidance_scale=guidance_scale, steps=steps,
+                        generator=make_generator(seed, pipe.device))
         if pipe.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
