@@ -126,3 +126,32 @@ def test_both_samplers_run_on_latents_without_clipping(sampler):
             expected, _ = samplers.ddim_step(pipe.schedule, torch.zeros_like(expected), t, t_prev, expected, 0.0,
                                              generator=g, clip=None)
     assert torch.allclose(z, expected) and z.abs().max() > 1.5
+
+
+SHIPPED = latent.CHECKPOINT_DIR
+SHIPPED_VAE_MSE = 0.02  # measured 0.0136 on 500 test digits (vae.pt of MANIFEST.txt)
+
+
+@pytest.mark.skipif(not (SHIPPED / "vae.pt").exists(), reason="no shipped VAE")
+def test_shipped_vae_reconstructs_test_digits_with_unit_variance_latents():
+    from diffusionlab.data import load_mnist
+
+    vae = latent.load_vae()
+    x = load_mnist("test")[0][:200]
+    z = vae.encode_latents(x)
+    assert z.shape == (200, 4, 8, 8)
+    assert 0.8 < z.std().item() < 1.2  # the scale factor was fitted on the training set
+    assert (vae.decode_latents(z) - x).pow(2).mean().item() < SHIPPED_VAE_MSE
+
+
+@pytest.mark.skipif(not (SHIPPED / "text.pt").exists(), reason="no shipped text model")
+def test_shipped_text_model_draws_the_requested_digits():
+    from diffusionlab.captions import DIGIT_WORDS
+    from diffusionlab.metrics import load_classifier, predict
+
+    pipe = latent.load()
+    digits = torch.arange(40) % 10
+    images = pipe.sample([f"a {DIGIT_WORDS[d]}" for d in digits.tolist()], steps=20,
+                         generator=torch.Generator().manual_seed(0))
+    pred, _ = predict(load_classifier(), images)
+    assert (pred == digits).float().mean() > SHIPPED_TEXT_ACCURACY
