@@ -88,3 +88,10 @@ def test_interpolation_ends_are_the_reconstructions(pipe):
     assert mixes.shape == (3, 1, 28, 28)
     assert torch.allclose(mixes[0], recon[0], atol=1e-5) and torch.allclose(mixes[2], recon[1], atol=1e-5)
     assert not torch.allclose(mixes[1], recon[0], atol=1e-3)
+
+
+def test_prompt_explorer_refuses_steps_it_cannot_show(pipe):
+    with pytest.raises(ValueError, match="steps must be one of"):
+        widgets.make_prompt_explorer(pipe, steps=7)
+    for steps in (15, 50):  # the lesson's fast and full budgets
+        assert steps in widgets.TEXT_STEP_CHOICES

@@ -11,7 +11,7 @@ from ..utils import make_generator
 from ..viz import show_images, show_row
 from .common import Explorer
 
-TEXT_STEP_CHOICES = (5, 10, 20, 50, 100)
+TEXT_STEP_CHOICES = (5, 10, 15, 20, 30, 50, 100)
 
 
 def make_prompt_explorer(pipe, n: int = 8, prompt: str = "a thick seven", negative_prompt: str = "",
@@ -21,6 +21,8 @@ def make_prompt_explorer(pipe, n: int = 8, prompt: str = "a thick seven", negati
     An empty negative prompt is the empty caption, plain classifier-free guidance. A word the model does not
     know is named in the output area, with the closest words it knows.
     `last`: {"images": (n, 1, 28, 28), "seconds": wall time}, or {"error": the message}."""
+    if steps not in TEXT_STEP_CHOICES:
+        raise ValueError(f"steps must be one of {TEXT_STEP_CHOICES}, got {steps!r}")
     controls = {
         "prompt": W.Text(value=prompt, description="prompt", continuous_update=False),
         "negative_prompt": W.Text(value=negative_prompt, description="negative", placeholder="(none)",
