@@ -105,6 +105,29 @@ def test_train_save_and_load_round_trip(tmp_path):
         latent.load(tmp_path / "text.pt", vae=other)
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_both_samplers_run_on_latents_without_clipping(sampler):
+    """The latent loop calls the course's steps with clip=None (no clipping; False is refused) and, for DDPM,
+    with the step's own argument order (t, t_prev, xt): the same latents as the step written out."""
+    from diffusionlab import samplers
+
+    pipe = tiny_pipe()
+    eps_fn = lambda zt, t: torch.zeros_like(zt)  # noqa: E731
+    z = pipe.sample_latents(eps_fn, 2, sampler=sampler, steps=4, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    expected = torch.randn(2, 4, 8, 8, generator=g)
+    timesteps = samplers.ddim_timesteps(pipe.schedule.T, 4)
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        if sampler == "ddpm":
+            expected, _ = samplers.ddpm_step(pipe.schedule, torch.zeros_like(expected), t, t_prev, expected,
+                                             generator=g, clip=None)
+        else:
+            expected, _ = samplers.ddim_step(pipe.schedule, torch.zeros_like(expected), t, t_prev, expected, 0.0,
+                                             generator=g, clip=None)
+    assert torch.allclose(z, expected) and z.abs().max() > 1.5
+
+
 SHIPPED = latent.CHECKPOINT_DIR
 SHIPPED_VAE_MSE = 0.02  # measured 0.0136 on 500 test digits (vae.pt of MANIFEST.txt)
 SHIPPED_TEXT_ACCURACY = 0.9  # a shipped text model must draw the digit it is asked for (the target is 97%)
