@@ -25,7 +25,7 @@ class TinyPipeline:
     """Random weights, a 2 x 8 x 8 latent, decoded by upsampling its first channel."""
 
     latent_shape = (2, 8, 8)
-    prediction = "eps"
+    prediction = "v"  # as the shipped text model: eps-prediction without clipping blows a random model up
 
     def __init__(self):
         self.tokenizer = Tokenizer(INSTRUCTION_VOCAB)
@@ -86,7 +86,9 @@ def test_sample_pair_uses_the_controllers(pipe):
     src0, ed0 = sample_pair(pipe, triplets, 0.0, steps=4, generator=torch.Generator().manual_seed(0))
     src1, ed1 = sample_pair(pipe, triplets, 1.0, steps=4, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(src0, src1)
-    assert (ed0 - ed1).abs().max() > 1e-3 and (src0 - ed0).abs().max() > 1e-3
+    # same noise, so without control ed0 and ed1 would be equal to the last bit: any difference beyond float
+    # rounding is the controllers' (random weights give nearly uniform maps, hence a small one)
+    assert (ed0 - ed1).abs().max() > 1e-4 and (src0 - ed0).abs().max() > 1e-3
 
 
 def test_with_the_course_filter_a_random_model_keeps_little(pipe):
