@@ -156,3 +156,19 @@ def test_shipped_text_model_draws_the_requested_digits():
                          generator=torch.Generator().manual_seed(0))
     pred, _ = predict(load_classifier(), images)
     assert (pred == digits).float().mean() > SHIPPED_TEXT_ACCURACY
+
+
+def test_text_recipe_bounds_the_error_of_the_first_unclipped_step():
+    # Latents are never clipped, so an error of 0.01 in the network's output must not blow up the x0 estimate at
+    # the first sampling step, t = T - 1. With eps-prediction on the cosine schedule it is multiplied by
+    # 1 / sqrt(alpha_bar_T) (sampled latents had std ~800); the recipe's prediction keeps it below the error itself.
+    recipe = TextRecipe()
+    schedule = NoiseSchedule(**recipe.schedule)
+    g = torch.Generator().manual_seed(0)
+    z0, eps = torch.randn(64, 4, 8, 8, generator=g), torch.randn(64, 4, 8, 8, generator=g)
+    t = torch.full((64,), schedule.T - 1)
+    zt = schedule.q_sample(z0, t, eps)
+    exact = schedule.target(recipe.prediction, z0, t, eps)
+    x0_hat, _ = schedule.to_x0_eps(recipe.prediction, exact + 0.01, zt, t)
+    x0_exact, _ = schedule.to_x0_eps(recipe.prediction, exact, zt, t)
+    assert (x0_hat - x0_exact).abs().max() <= 0.01 + 1e-5
