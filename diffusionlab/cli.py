@@ -276,12 +276,7 @@ def cmd_sample_text(args, device) -> None:
         raise ValueError("--compile is not available for the text model")
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
-    if args.checkpoint is not None:
-        path = args.checkpoint
-    elif course.shipped_checkpoint(args.model).exists():
-        path = course.shipped_checkpoint(args.model)
-    else:
-        path = course.default_checkpoint(args.model)
+    path = _checkpoint_to_sample(args)
     guidance = DEFAULT_TEXT_GUIDANCE if args.guidance is None else args.guidance
     pipe = course.load(args.model, path, device, vae=args.vae)
     prompts = [args.prompt[i % len(args.prompt)] for i in range(args.n)]
@@ -301,6 +296,15 @@ def cmd_sample_text(args, device) -> None:
           f"{guidance:g} from {path} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s) -> {args.out}")
 
 
+def _checkpoint_to_sample(args) -> Path:
+    """--checkpoint, else the course's shipped file, else where `train` saves by default."""
+    if args.checkpoint is not None:
+        return args.checkpoint
+    if course.shipped_checkpoint(args.model).exists():
+        return course.shipped_checkpoint(args.model)
+    return course.default_checkpoint(args.model)
+
+
 def cmd_sample(args) -> None:
     device = get_device(args.device)
     if args.model in ("text", "text-printed"):
@@ -309,12 +313,7 @@ def cmd_sample(args) -> None:
         raise ValueError("--prompt, --negative-prompt and --vae are options of the text model: add --model text")
     if args.guidance is None:
         args.guidance = course.DEFAULT_GUIDANCE
-    if args.checkpoint is not None:
-        path = args.checkpoint
-    elif course.shipped_checkpoint(args.model).exists():
-        path = course.shipped_checkpoint(args.model)
-    else:
-        path = course.default_checkpoint(args.model)
+    path = _checkpoint_to_sample(args)
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
     check_writable(args.out, "--out", "samples.pt")

@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 
 from . import printed
-from .checkpoints import CheckpointError, load_checkpoint
+from .checkpoints import load_checkpoint
 from .models.instruct import grow_token_embedding
 from .models.lora import add_lora, count_trainable, merge_lora
 from .models.text_encoder import TextEncoderConfig, Tokenizer
 from .models.unet import UNetConfig
 from .models.unet import config_dict as unet_config_dict
 from .pipelines.latent import (CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, captioned_diffusion_loss,
-                               load_vae)
+                               check_same_vae, load_vae)
 from .pipelines.latent import load as load_text
 from .schedules import NoiseSchedule
 from .train import train
@@ -183,10 +183,7 @@ def load(checkpoint=None, vae=None, device=None) -> LatentDiffusion:
     path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / f"{MODEL_NAME}.pt"
     state = load_checkpoint(path, MODEL_NAME)
     vae = vae if hasattr(vae, "decode_latents") else load_vae(vae)
-    if abs(float(vae.scale_factor) / state["vae_scale_factor"] - 1) > 1e-3:
-        raise CheckpointError(f"{path} was fine-tuned on the latents of another VAE (scale factor "
-                              f"{state['vae_scale_factor']:.4f}, this VAE's is {float(vae.scale_factor):.4f}); "
-                              "pass the VAE it was trained with (--vae)")
+    check_same_vae(vae, state, path)
     text_config = TextEncoderConfig(**state["text_config"])
     model = TextToLatent(UNetConfig(**state["unet_config"]), text_config)
     if state.get("lora_rank"):

@@ -317,10 +317,7 @@ def load(checkpoint=None, vae=None, device=None) -> "LatentDiffusion":
     path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / "text.pt"
     state = load_checkpoint(path, "text")
     vae = vae if isinstance(vae, VAE) else load_vae(vae)
-    if abs(float(vae.scale_factor) / state["vae_scale_factor"] - 1) > 1e-3:
-        raise CheckpointError(f"{path} was trained on the latents of another VAE (scale factor "
-                              f"{state['vae_scale_factor']:.4f}, this VAE's is {float(vae.scale_factor):.4f}); "
-                              "pass the VAE it was trained with (--vae)")
+    check_same_vae(vae, state, path)
     text_config = TextEncoderConfig(**state["text_config"])
     model = TextToLatent(UNetConfig(**state["unet_config"]), text_config)
     _load_weights(model, state, path, "text")
@@ -328,6 +325,14 @@ def load(checkpoint=None, vae=None, device=None) -> "LatentDiffusion":
     pipe = LatentDiffusion(vae, model, NoiseSchedule(**state["schedule"]), Tokenizer(max_length=text_config.max_length),
                            state.get("prediction", "eps"))
     return pipe.to(device or "cpu")
+
+
+def check_same_vae(vae: VAE, state: dict, path) -> None:
+    """Refuse a VAE other than the one whose latents the checkpoint's model learnt (told by the scale factor)."""
+    if abs(float(vae.scale_factor) / state["vae_scale_factor"] - 1) > 1e-3:
+        raise CheckpointError(f"{path} was trained on the latents of another VAE (scale factor "
+                              f"{state['vae_scale_factor']:.4f}, this VAE's is {float(vae.scale_factor):.4f}); "
+                              "pass the VAE it was trained with (--vae)")
 
 
 def _load_weights(module: nn.Module, state: dict, path, name: str) -> None:
