@@ -172,3 +172,31 @@ def test_text_recipe_bounds_the_error_of_the_first_unclipped_step():
     x0_hat, _ = schedule.to_x0_eps(recipe.prediction, exact + 0.01, zt, t)
     x0_exact, _ = schedule.to_x0_eps(recipe.prediction, exact, zt, t)
     assert (x0_hat - x0_exact).abs().max() <= 0.01 + 1e-5
+
+
+class ThickeningVAE(VAE):
+    """A VAE whose decoder draws every stroke two pixels wider than the digit it encoded."""
+
+    def decode_latents(self, z, batch_size=1000, scaled=True):
+        x = self._originals
+        return torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+
+
+def test_captions_describe_what_the_latents_decode_to():
+    from diffusionlab.captions import ATTRIBUTES
+    from diffusionlab.data import load_mnist
+
+    x, y = load_mnist("test")
+    x, y = x[:200], y[:200]
+    vae = ThickeningVAE(VAEConfig(channels=(8, 8, 16))).eval()
+    vae._originals = x
+    z0, codes = latent.latent_training_data(vae, x, y)
+    assert z0.shape == (200, 4, 8, 8)
+    thick = ATTRIBUTES.index("thickness") + 1
+    decoded = latent.training_codes(vae.decode_latents(z0), y)
+    original = latent.training_codes(x, y)
+    assert torch.equal(codes, decoded)
+    assert (codes[:, 0] == y).all()
+    # the decoder thickens, so digits thin on the page are not thin in what the model learns to draw
+    assert (original[:, thick] == -1).sum() > 50
+    assert (codes[:, thick] == -1).sum() < (original[:, thick] == -1).sum() / 5
