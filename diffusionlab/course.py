@@ -6,6 +6,7 @@
     vae       lesson 7  the autoencoder of latent diffusion         VAE: encode(x), decode(z)
     text      lesson 7  latent text-to-image model (uses the vae)   UNet(z_t, t, context=TextEncoder(tokens))
     text-printed  lesson 8  the text model fine-tuned on printed digits (finetune.py; `train finetune`)
+    pix2pix   lesson 9  InstructPix2Pix, edits a digit by an instruction (pipelines/instruct.py; needs pairs)
 
 `train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel`
 (`pipelines/pixel.py`), the trained network together with the noise schedule and prediction type it
@@ -58,7 +59,7 @@ RECIPES = {
 }
 
 
-LATENT_MODELS = ("vae", "text", "text-printed")  # in pipelines/latent.py, and finetune.py for text-printed
+LATENT_MODELS = ("vae", "text", "text-printed", "pix2pix")  # pipelines/latent.py, finetune.py, pipelines/instruct.py
 MODELS = (*RECIPES, *LATENT_MODELS)
 
 
@@ -75,6 +76,9 @@ def recipe_batch_size(name: str) -> int:
         if name == "text-printed":
             from .finetune import FINETUNE_RECIPE
             return FINETUNE_RECIPE.batch_size
+        if name == "pix2pix":
+            from .pipelines.instruct import INSTRUCT_RECIPE
+            return INSTRUCT_RECIPE.batch_size
         return (latent.VAE_RECIPE if name == "vae" else latent.TEXT_RECIPE).batch_size
     return check_name(name).batch_size
 
@@ -108,6 +112,10 @@ def train_model(name: str, steps: int | None = None, minutes: float | None = Non
         from .finetune import finetune_text
         return finetune_text(steps=steps, minutes=minutes, checkpoint=checkpoint, device=device, seed=seed,
                              batch_size=batch_size, progress=progress, **kwargs)
+    if name == "pix2pix":  # kwargs: pairs= (a dict or a make-pairs file), base= (a text checkpoint), vae=
+        from .pipelines.instruct import train_instruct
+        return train_instruct(steps=steps, minutes=minutes, checkpoint=checkpoint, device=device, seed=seed,
+                              batch_size=batch_size, progress=progress, **kwargs)
     if name in LATENT_MODELS:
         from .pipelines import latent
         train_fn = latent.train_vae if name == "vae" else latent.train_text
@@ -151,6 +159,9 @@ def load(name: str, checkpoint=None, device=None, vae=None):
     if name == "text-printed":
         from .finetune import load as load_finetuned
         return load_finetuned(checkpoint, vae=vae, device=device)
+    if name == "pix2pix":
+        from .pipelines.instruct import load as load_instruct
+        return load_instruct(checkpoint, vae=vae, device=device)
     if name in LATENT_MODELS:
         from .pipelines import latent
         if name == "vae":

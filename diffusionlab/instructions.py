@@ -24,6 +24,7 @@ the lesson-7 text encoder only needs new embedding rows (`models.instruct.grow_t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import torch
@@ -165,3 +166,23 @@ def random_triplets(n: int, generator: torch.Generator | None = None, kinds=KIND
             sides[kind] = -target
         out.append(make_triplet(kind, target, digit, sides, g))
     return out
+
+
+def read_instruction(text: str) -> tuple[str, int] | None:
+    """What an instruction written from the templates asks for: (kind, target), e.g. "turn it into a 3" ->
+    ("digit", 3), "thin the strokes" -> ("thickness", -1); None for any other text. (The img2img baseline
+    needs the edited caption, and the evaluation the kind, of a free-form instruction.)"""
+    joined = " ".join(words(text))
+    for kind, pair in STYLE_TEMPLATES.items():
+        for target, options in zip((-1, 1), pair):
+            if joined in (" ".join(words(o)) for o in options):
+                return kind, target
+    digit = "(" + "|".join(DIGIT_WORDS) + r"|\d)"
+    for template in DIGIT_TEMPLATES:
+        pattern = " ".join(words(template.replace("{src}", "SRC").replace("{dst}", "DST")))
+        pattern = pattern.replace("src", digit).replace("dst", "an? " + digit)
+        m = re.fullmatch(pattern, joined)
+        if m:
+            dst = m.groups()[-1]
+            return "digit", int(dst) if dst.isdigit() else DIGIT_WORDS.index(dst)
+    return None

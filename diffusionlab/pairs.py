@@ -348,3 +348,108 @@ def generate_pairs(pipe: TextToImage, n_prompts: int, classifier: Classifier | N
             counts[test] = int(scores[test].sum())
     return {"inputs": inputs[keep], "edited": edited[keep], "instructions": [every[i].instruction for i in keep],
             "triplets": [every[i] for i in keep], "p": ps[keep], "counts": counts}
+
+
+# ---------------------------------------------------------------- the training set of lesson 9
+
+
+class LatentTextToImage:
+    """The `TextToImage` view of a lesson-7 `pipelines.latent.LatentDiffusion` (its UNet, schedule, prompts, VAE)."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.unet = pipe.model.unet
+        self.schedule = pipe.schedule
+        self.prediction = pipe.prediction
+        self.latent_shape = tuple(pipe.vae.config.latent_shape)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        return self.pipe.encode_prompts(prompts)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.pipe.vae.decode_latents(z)
+
+
+def make_pairs(n: int, pipe=None, classifier: Classifier | None = None, n_exact: int | None = None, seed: int = 0,
+               samples_per_prompt: int = 4, keep_per_prompt: int = 4, steps: int = 20, guidance_scale: float = 3.0,
+               out=None, progress: bool = True, score_fn=None) -> dict:
+    """The lesson-9 training set: model pairs (`generate_pairs`: n prompts, prompt-to-prompt, the filter, at most
+    keep_per_prompt per prompt) and exact pairs (`exact_pairs` on n_exact random MNIST training digits, default
+    n, through the same filter). Reproducible from `seed`.
+
+    pipe: a lesson-7 LatentDiffusion (or any `TextToImage`); None: the shipped text model.
+    Returns (and with `out`, saves atomically to one .pt) {"inputs", "edited": (N, 1, 28, 28) uint8 in 0..255,
+    "instructions", "captions", "edited_captions", "kinds": N strings, "targets": (N,), "provenance": N strings
+    ("model" or "exact"), "p": (N,) (prompt-to-prompt's fraction; nan for exact pairs), "counts", "seed"};
+    counts: {"model": generate_pairs' counts, "exact": {"generated", "accepted"}, "pairs", "exact_share",
+    "seconds"}. `load_pairs` turns the images back into floats in [-1, 1].
+    """
+    from .checkpoints import save_checkpoint
+    from .data import load_mnist
+
+    for name, v in (("n", n), ("n_exact", n if n_exact is None else n_exact)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {v!r}")
+    n_exact = n if n_exact is None else n_exact
+    if n + n_exact == 0:
+        raise ValueError("ask for some pairs: n (prompts for the model) or n_exact (exact pairs) above 0")
+    start = time.perf_counter()
+    if score_fn is None and classifier is None:
+        from .metrics import load_classifier
+        classifier = load_classifier()
+    score = score_fn or functools.partial(filter_pairs, classifier=classifier)
+    g = torch.Generator().manual_seed(seed)
+    parts, counts = [], {}
+    if n > 0:
+        if pipe is None:
+            from .pipelines.latent import load as load_text
+            pipe = load_text()
+        t2i = pipe if hasattr(pipe, "latent_shape") else LatentTextToImage(pipe)
+        made = generate_pairs(t2i, n, samples_per_prompt=samples_per_prompt, keep_per_prompt=keep_per_prompt,
+                              steps=steps, guidance_scale=guidance_scale, generator=g, progress=progress,
+                              score_fn=score)
+        parts.append((made["inputs"], made["edited"], made["triplets"], made["p"], "model"))
+        counts["model"] = made["counts"]
+    if n_exact > 0:
+        x, y = load_mnist("train")
+        pick = torch.randperm(len(x), generator=g)[:n_exact]
+        inputs, edited, triplets = exact_pairs(x[pick], y[pick], g)
+        accepted = score(inputs, edited, triplets)["accepted"].bool()
+        keep = accepted.nonzero().flatten()
+        parts.append((inputs[keep], edited[keep], [triplets[i] for i in keep.tolist()],
+                      torch.full((len(keep),), float("nan")), "exact"))
+        counts["exact"] = {"generated": n_exact, "accepted": len(keep)}
+    triplets = [tr for part in parts for tr in part[2]]
+
+    def to_uint8(x):
+        return ((x.float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+    provenance = [part[4] for part in parts for _ in part[2]]
+    counts["pairs"] = len(triplets)
+    counts["exact_share"] = provenance.count("exact") / max(1, len(triplets))
+    counts["seconds"] = time.perf_counter() - start
+    data = {"inputs": to_uint8(torch.cat([p[0] for p in parts])), "edited": to_uint8(torch.cat([p[1] for p in parts])),
+            "instructions": [tr.instruction for tr in triplets], "captions": [tr.caption for tr in triplets],
+            "edited_captions": [tr.edited_caption for tr in triplets], "kinds": [tr.kind for tr in triplets],
+            "targets": torch.tensor([tr.target for tr in triplets], dtype=torch.long), "provenance": provenance,
+            "p": torch.cat([p[3].float() for p in parts]), "counts": counts, "seed": seed}
+    if out is not None:
+        save_checkpoint({"kind": "pairs", **data}, out)
+    return data
+
+
+def load_pairs(path) -> dict:
+    """A file written by `make_pairs`, with "inputs" and "edited" as floats (N, 1, 28, 28) in [-1, 1]."""
+    from pathlib import Path
+
+    path = Path(path)
+    how = "make one with `diffusionlab make-pairs --n N --out FILE`"
+    if not path.exists():
+        raise ValueError(f"pairs file {path} does not exist; {how}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure to read means: not a pairs file
+        raise ValueError(f"{path} is not a pairs file (it could not be read as one); {how}") from None
+    if not isinstance(data, dict) or data.get("kind") != "pairs":
+        raise ValueError(f"{path} is not a pairs file; {how}")
+    return {**data, "inputs": data["inputs"].float() / 127.5 - 1, "edited": data["edited"].float() / 127.5 - 1}
