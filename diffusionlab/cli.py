@@ -7,6 +7,9 @@
     diffusionlab train finetune --base text --data printed --lora 4 --steps 400   # lesson 8: -> checkpoints/text-printed.pt
     diffusionlab sample --model text-printed --prompt "a printed seven" --checkpoint checkpoints/text-printed.pt
     diffusionlab p2p --prompt "a thick seven" --edit "a thin seven" --n 8 --out edit.pt   # lesson 8's prompt-to-prompt
+    diffusionlab make-pairs --n 2000 --out pairs.pt                      # lesson 9: the InstructPix2Pix training set
+    diffusionlab train pix2pix --pairs pairs.pt --minutes 20             # -> checkpoints/pix2pix.pt
+    diffusionlab edit --input digit.png --instruction "turn it into a 3" --out edited.pt --png edited.png
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
     diffusionlab classifier                                              # (re)train the metrics classifier
@@ -27,6 +30,7 @@ from . import course
 from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
 from .guidance import check_guidance_scale
+from .pipelines.instruct import VARIANTS
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
 from .samplers import SAMPLERS
 from .utils import get_device
@@ -108,9 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
     t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
-    ft = t.add_argument_group("finetune (lesson 8)")
-    ft.add_argument("--base", default="text", help="the text model to fine-tune: text (the shipped text.pt, else "
+    ft = t.add_argument_group("finetune (lesson 8) and pix2pix (lesson 9)")
+    ft.add_argument("--base", default="text", help="the text model to start from: text (the shipped text.pt, else "
                     "checkpoints/text.pt) or the path of a text checkpoint")
+    ft.add_argument("--pairs", type=Path, help="pix2pix: the training pairs, a file of `diffusionlab make-pairs`")
     ft.add_argument("--data", choices=["printed"], default="printed",
                     help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
@@ -162,6 +167,43 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     pp.add_argument("--out", type=Path, default=Path("p2p.pt"), help="output .pt file (default p2p.pt)")
     pp.add_argument("--png", type=Path, help="also save a grid: rows of source, edited and baseline images")
+
+    mp = sub.add_parser("make-pairs", help="the InstructPix2Pix training set (lesson 9): model pairs and exact pairs",
+                        description="Pairs made by the text model with prompt-to-prompt (N prompts, several samples "
+                        "each, filtered by the course classifier and the attribute measures, at most 4 kept per "
+                        "prompt) and pairs made by exact image operations on MNIST training digits, saved to one .pt.")
+    mp.add_argument("--n", type=_positive_int, required=True, help="prompts for the text model")
+    mp.add_argument("--exact", type=int, help="exact pairs from MNIST training digits (default: N; 0 for none)")
+    mp.add_argument("--samples-per-prompt", type=_positive_int, default=4, help="image pairs sampled per prompt (4)")
+    mp.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps per sample (default 20)")
+    mp.add_argument("--seed", type=int, default=0)
+    mp.add_argument("--device", default="auto")
+    mp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
+    mp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
+    mp.add_argument("--out", type=Path, required=True, help="output .pt file")
+
+    ed = sub.add_parser("edit", help="edit digits by a written instruction with InstructPix2Pix (lesson 9)",
+                        description="Writes {'images': (N, 1, 28, 28) in [0, 1], 'instruction': str}.")
+    ed.add_argument("--input", type=Path, required=True, help="a picture of a digit (any size and mode), or a .pt "
+                    "holding {'images': (N, 1, 28, 28) in [0, 1]} (all edited with the same instruction)")
+    ed.add_argument("--instruction", required=True, help='such as "turn it into a 3" or "make it thicker"')
+    ed.add_argument("--negative-prompt", help="an instruction to steer away from (in place of the empty one)")
+    ed.add_argument("--text-guidance", type=_guidance, help="s_T, towards the instruction (default: the pipeline's)")
+    ed.add_argument("--image-guidance", type=_guidance, help="s_I, towards the input (default: the pipeline's)")
+    ed.add_argument("--steps", type=int, default=20, help="sampling steps, 2 to 1000 (default 20)")
+    ed.add_argument("--sampler", choices=SAMPLERS, help="ddim or ddpm (default: the variant's)")
+    ed.add_argument("--strength", type=float, default=1.0,
+                    help="the temperature, in (0, 1]: how far from the input the edit starts (1: pure noise)")
+    ed.add_argument("--variant", default="full", choices=list(VARIANTS), help="full (CFG + DDIM), no-ddim, no-cfg, "
+                    "no-cfg-no-ddim, or img2img (SDEdit with the lesson-7 text model and the edited caption)")
+    ed.add_argument("--seed", type=int, default=0)
+    ed.add_argument("--device", default="auto")
+    ed.add_argument("--checkpoint", type=Path,
+                    help="the pix2pix model (default: the shipped pix2pix.pt, else checkpoints/pix2pix.pt)")
+    ed.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
+    ed.add_argument("--text-checkpoint", type=Path, help="img2img: the text model (default: the one pix2pix started from)")
+    ed.add_argument("--out", type=Path, default=Path("edited.pt"), help="output .pt file (default edited.pt)")
+    ed.add_argument("--png", type=Path, help="also save a grid: the inputs above their edits")
 
     e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
     e.add_argument("checkpoint", type=Path)
@@ -217,10 +259,13 @@ def cmd_train(args) -> None:
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps = 2000
-    finetuning = args.model == "finetune"
+    finetuning, pix2pix = args.model == "finetune", args.model == "pix2pix"
     if not finetuning and (args.lora is not None or args.from_scratch or args.n_images is not None
-                           or args.base != "text"):
+                           or (args.base != "text" and not pix2pix)):
         raise ValueError("--base, --data, --lora, --from-scratch and --n-images are options of `train finetune`")
+    if pix2pix != (args.pairs is not None):
+        raise ValueError("`train pix2pix` needs --pairs FILE (made by `diffusionlab make-pairs`)" if pix2pix else
+                         "--pairs is an option of `train pix2pix`")
     name = "text-printed" if finetuning else args.model
     device = get_device(args.device)
     checkpoint = args.checkpoint or course.default_checkpoint(name)
@@ -240,9 +285,12 @@ def cmd_train(args) -> None:
             print("the checkpoint has already reached the budget: nothing to train. Give a larger --steps or "
                   "--minutes to train on (both count from the start of the run).")
             return
-    if args.vae is not None and args.model not in ("text", "finetune"):
+    if args.vae is not None and args.model not in ("text", "finetune", "pix2pix"):
         raise ValueError("--vae is an option of the text models only")
-    extra = finetune_arguments(args, device) if finetuning else {"vae": args.vae} if args.model == "text" else {}
+    if pix2pix:
+        extra = {"pairs": args.pairs, "base": _text_checkpoint(args.base), "vae": args.vae}
+    else:
+        extra = finetune_arguments(args, device) if finetuning else {"vae": args.vae} if args.model == "text" else {}
     print(f"training {name!r} on {device} -> {checkpoint}")
     start = time.time()
     model, history = course.train_model(name, steps=steps, minutes=minutes, checkpoint=checkpoint,
@@ -377,6 +425,94 @@ def cmd_p2p(args) -> None:
           f"self-attention {args.self_steps:g} of {args.steps} steps) from {path} in {elapsed:.1f} s -> {args.out}")
 
 
+def _text_checkpoint(base: str) -> Path:
+    """--base: "text" is the shipped text.pt, else checkpoints/text.pt; anything else is a path."""
+    if base != "text":
+        return Path(base)
+    shipped = course.shipped_checkpoint("text")
+    return shipped if shipped.exists() else course.default_checkpoint("text")
+
+
+def cmd_make_pairs(args) -> None:
+    """`diffusionlab make-pairs`: the lesson-9 training set (`pairs.make_pairs`) in one .pt."""
+    from .pairs import make_pairs
+
+    if args.exact is not None and args.exact < 0:
+        raise ValueError(f"--exact is a number of pairs, 0 or more, got {args.exact}")
+    check_writable(args.out, "--out", "pairs.pt")
+    device = get_device(args.device)
+    pipe = course.load("text", args.checkpoint or _text_checkpoint("text"), device, vae=args.vae)
+    data = make_pairs(args.n, pipe, n_exact=args.exact, seed=args.seed, samples_per_prompt=args.samples_per_prompt,
+                      steps=args.steps, out=args.out)
+    c = data["counts"]
+    if "model" in c:
+        m = c["model"]
+        print(f"model pairs: {m['prompts']} prompts, {m['generated']} generated, passed the tests: caption "
+              f"{m.get('caption', 0)}, directional {m.get('directional', 0)}, input kept {m.get('kept', 0)}; all three {m['accepted']}, "
+              f"{m['kept_per_prompt']} kept (at most 4 per prompt) in {m['seconds']:.1f} s")
+    if "exact" in c:
+        print(f"exact pairs: {c['exact']['generated']} generated, {c['exact']['accepted']} kept by the filter")
+    print(f"{c['pairs']} pairs ({100 * c['exact_share']:.0f}% exact) in {c['seconds']:.1f} s -> {args.out}")
+
+
+def read_edit_input(path: Path) -> torch.Tensor:
+    """`edit --input`: a .pt holding {"images": (N, 1, 28, 28) in [0, 1]}, or a picture of any size and mode.
+    Returns (N, 1, 28, 28) in [-1, 1]."""
+    from .data import load_image
+
+    if not path.exists():
+        raise ValueError(f"--input {path} does not exist")
+    if path.suffix == ".pt":
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - any failure to read means: not an images file
+            raise ValueError(f"{path} could not be read as a .pt file") from None
+        images = data.get("images") if isinstance(data, dict) else None
+        if not (isinstance(images, torch.Tensor) and images.ndim == 4 and tuple(images.shape[1:]) == (1, 28, 28)
+                and len(images) > 0):
+            raise ValueError(f"{path} must hold {{'images': (N, 1, 28, 28) in [0, 1]}} (as `sample` writes)")
+        images = images.float()
+        if images.min() < 0 or images.max() > 1:
+            raise ValueError(f"{path}: 'images' must be in [0, 1], got {float(images.min()):.3g} to {float(images.max()):.3g}")
+        return images * 2 - 1
+    try:
+        return load_image(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--input {path} is neither a .pt file nor a picture that could be read ({err})") from None
+
+
+def cmd_edit(args) -> None:
+    """`diffusionlab edit`: {"images": (N, 1, 28, 28) in [0, 1], "instruction": str}."""
+    from .pipelines.instruct import DEFAULT_IMAGE_GUIDANCE, DEFAULT_TEXT_GUIDANCE as PIX_TEXT_GUIDANCE
+
+    check_writable(args.out, "--out", "edited.pt")
+    if args.png:
+        check_writable(args.png, "--png", "edited.png")
+    x = read_edit_input(args.input)
+    device = get_device(args.device)
+    path = _checkpoint_to_sample(argparse.Namespace(checkpoint=args.checkpoint, model="pix2pix"))
+    pipe = course.load("pix2pix", path, device, vae=args.vae)
+    if args.text_checkpoint is not None:
+        pipe.text_checkpoint = str(args.text_checkpoint)
+    s_T = PIX_TEXT_GUIDANCE if args.text_guidance is None else args.text_guidance
+    s_I = DEFAULT_IMAGE_GUIDANCE if args.image_guidance is None else args.image_guidance
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    start = time.time()
+    y = pipe.edit(x.to(device), args.instruction, text_guidance=s_T, image_guidance=s_I, steps=args.steps,
+                  sampler=args.sampler, negative_prompt=args.negative_prompt, strength=args.strength,
+                  variant=args.variant, generator=g)
+    elapsed = time.time() - start
+    torch.save({"images": ((y.float().cpu() + 1) / 2).clamp(0, 1), "instruction": args.instruction}, args.out)
+    if args.png:
+        import matplotlib.pyplot as plt
+
+        from .viz import make_grid
+        k = min(len(x), 10)
+        plt.imsave(args.png, make_grid(torch.cat([x[:k].cpu(), y[:k].cpu()]), nrow=k), cmap="gray", vmin=0, vmax=1)
+    print(f"edited {len(x)} image(s) by {args.instruction!r} ({args.variant}, {args.steps} steps, text guidance "
+          f"{s_T:g}, image guidance {s_I:g}, strength {args.strength:g}) from {path} in {elapsed:.2f} s -> {args.out}")
+
+
 def cmd_export(args) -> None:
     out = course.export_weights(args.checkpoint, args.out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
@@ -425,7 +561,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "score": cmd_score,
-         "classifier": cmd_classifier, "p2p": cmd_p2p}[args.command](args)
+         "classifier": cmd_classifier, "p2p": cmd_p2p, "make-pairs": cmd_make_pairs,
+         "edit": cmd_edit}[args.command](args)
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
         return 2
