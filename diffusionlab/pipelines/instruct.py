@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..captions import make_caption, words
+from ..captions import DIGIT_WORDS, WORDS, _article, words
 from ..checkpoints import load_checkpoint
 from ..editing.img2img import check_strength, sdedit_start
 from ..guidance import check_dual_scales, instruct_guided_eps
@@ -205,6 +205,16 @@ def check_words(tokenizer: Tokenizer, texts: list[str], what: str = "instruction
         tokenizer.tokenize(text)  # too long: its own message
 
 
+def edited_caption(kind: str, target: int, digit: int | None = None) -> str:
+    """The caption after an edit, in the plainest wording: ("digit", 3) -> "a three"; ("thickness", +1, 7) ->
+    "a thick seven"; ("slant", -1, 7) -> "a seven leaning left"."""
+    if kind == "digit":
+        return f"{_article(DIGIT_WORDS[target])} {DIGIT_WORDS[target]}"
+    word = WORDS[kind][target > 0][0]
+    phrase = f"{DIGIT_WORDS[digit]} {word}" if kind == "slant" else f"{word} {DIGIT_WORDS[digit]}"
+    return f"{_article(phrase)} {phrase}"
+
+
 def _as_list(texts, n: int, what: str) -> list[str]:
     texts = [texts] if isinstance(texts, str) else list(texts)
     if len(texts) not in (1, n):
@@ -272,10 +282,7 @@ class InstructPix2Pix:
         if any(kind != "digit" for kind, _ in asked):
             classifier = load_classifier(device=images.device)
             digits = classifier(images.float()).argmax(1).tolist()
-        g = torch.Generator().manual_seed(0)  # one fixed wording
-        return [make_caption(target, {}, g, p_numeral=0) if kind == "digit" else
-                make_caption(d, {kind: target}, g, p_attribute=1.0, p_numeral=0)
-                for (kind, target), d in zip(asked, digits)]
+        return [edited_caption(kind, target, d) for (kind, target), d in zip(asked, digits)]
 
     @torch.no_grad()
     def edit(self, images, instruction, text_guidance: float = DEFAULT_TEXT_GUIDANCE,
