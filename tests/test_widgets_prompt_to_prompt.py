@@ -98,7 +98,7 @@ def test_attention_viewer_names_a_bad_word_in_its_output(pipe, capsys):
 
 @pytest.mark.parametrize("name, value", [("edited", "a small six leaning right"), ("cross_fraction", 0.2),
                                          ("self_fraction", 0.0), ("reweight_word", "two"), ("seed", 7),
-                                        , ("source", "a small one leaning right")])
+                                         ("source", "a small one leaning right")])
 def test_p2p_explorer(pipe, name, value):
     explorer = widgets.make_p2p_explorer(pipe, n=2, steps=STEPS)
     assert changes(explorer, name, value, "edited")
