@@ -116,6 +116,7 @@ class Runner:
     def __init__(self, background: bool = True):
         self.background = background
         self.progress = W.IntProgress(value=0, min=0, max=1, description="progress")
+        self.progress.add_class("pg-progress")
         self.stop_button = W.Button(description="Stop", disabled=True, button_style="warning",
                                     tooltip="stop the sampling after the current step")
         self.stop_button.add_class("pg-stop")
