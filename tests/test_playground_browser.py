@@ -211,6 +211,13 @@ def _picture(kind):
     return buf.getvalue()
 
 
+def upload(page, path):
+    """Choose a file with the upload button (ipywidgets 8 makes its file input only when clicked)."""
+    with page.expect_file_chooser() as chooser:
+        page.locator(".pg-upload").click()
+    chooser.value.set_files(str(path))
+
+
 def test_upload_of_png_jpeg_and_a_file_that_is_no_image(page, tmp_path):
     tab(page, "Edit by instruction")
     page.locator(".pg-source button", has_text="upload").click()
@@ -220,7 +227,7 @@ def test_upload_of_png_jpeg_and_a_file_that_is_no_image(page, tmp_path):
         path = tmp_path / name
         path.write_bytes(_picture("png" if name.endswith("png") else "jpeg"))
         before = src(page, ".pg-edit-input")
-        page.locator(".pg-upload input[type=file]").set_input_files(str(path))
+        upload(page, path)
         page.wait_for_function("([old]) => { const i = document.querySelector('.pg-edit-input');"
                                " return i.src && i.src != old && i.naturalWidth > 0 && "
                                "getComputedStyle(i).display != 'none'; }", arg=[before or ""])
@@ -229,7 +236,7 @@ def test_upload_of_png_jpeg_and_a_file_that_is_no_image(page, tmp_path):
     assert shots[0] != shots[1]
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
-    page.locator(".pg-upload input[type=file]").set_input_files(str(text))
+    upload(page, text)
     page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('as an image')")
     page.screenshot(path=ARTEFACTS / "upload_not_an_image.png")
     page.locator(".pg-source button", has_text="test digit").click()  # the page keeps working

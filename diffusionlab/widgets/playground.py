@@ -330,6 +330,7 @@ class EditPanel(_Panel):
                  unavailable: str = "the instruction-editing model (lesson 9) is not available yet"):
         super().__init__(background)
         self.pipe, self.images, self.labels = pipe, test_images, test_labels
+        self.unavailable = f"Not available: {unavailable}. The other tabs work."
         self.input: torch.Tensor | None = None  # (1, 1, 28, 28) in [-1, 1]
         self.input_problem = ""
         self.source = W.ToggleButtons(options=["test digit", "drawing", "upload"], value="test digit",
@@ -388,7 +389,6 @@ class EditPanel(_Panel):
         self.update_input()
         if pipe is None:
             self.button.disabled = True
-            self.say(f"Not available: {unavailable}. The other tabs work.", error=True)
 
     # -- the input digit
     def test_digit(self, digit: int, example: int) -> torch.Tensor:
@@ -437,8 +437,7 @@ class EditPanel(_Panel):
             self.say(self.input_problem, error=True)
         else:
             _set_image(self.preview, to_png(self.input, scale=4))
-            if self.pipe is not None:
-                self.say("")
+            self.say("" if self.pipe is not None else self.unavailable, error=self.pipe is None)
 
     # -- the edit
     def run(self):
