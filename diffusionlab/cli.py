@@ -29,6 +29,7 @@ import torch
 from . import course
 from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
+from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION
 from .guidance import check_guidance_scale
 from .pipelines.instruct import VARIANTS
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
@@ -151,10 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(N, 1, 28, 28) in [0, 1]; 'baseline' is --edit sampled from the same noise without control.")
     pp.add_argument("--prompt", required=True, help='the source caption, such as "a thick seven"')
     pp.add_argument("--edit", required=True, help='the edited caption: a word swapped ("a thin seven"), added or removed')
-    pp.add_argument("--cross-steps", type=_fraction, default=0.8,
-                    help="fraction of the steps with the source's cross-attention maps (default 0.8)")
-    pp.add_argument("--self-steps", type=_fraction, default=0.4,
-                    help="fraction of the steps with the source's self-attention maps (default 0.4)")
+    pp.add_argument("--cross-steps", type=_fraction, default=CROSS_FRACTION,
+                    help=f"fraction of the steps with the source's cross-attention maps (default {CROSS_FRACTION}, "
+                    "measured: more keeps more of the source, but the edit lands less often)")
+    pp.add_argument("--self-steps", type=_fraction, default=SELF_FRACTION,
+                    help=f"fraction of the steps with the source's self-attention maps (default {SELF_FRACTION})")
     pp.add_argument("--reweight", type=_word_scale, action="append", metavar="WORD=SCALE",
                     help="scale a word of --edit's attention, such as thick=2 (repeatable; 1 changes nothing)")
     pp.add_argument("--local-blend", action="store_true", help="keep the source outside the changed words' region")

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from diffusionlab import widgets
-from diffusionlab.editing.prompt_to_prompt import edit_prompt, sample_with_maps
+from diffusionlab.editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt, sample_with_maps
 from diffusionlab.models.text_encoder import TextEncoderConfig, Tokenizer
 from diffusionlab.models.unet import UNetConfig
 from diffusionlab.models.vae import VAE, VAEConfig
-from diffusionlab.pipelines.latent import LatentDiffusion, TextToLatent
+from diffusionlab.pipelines.latent import DEFAULT_TEXT_GUIDANCE, LatentDiffusion, TextToLatent
 from diffusionlab.schedules import NoiseSchedule
 from diffusionlab.utils import make_generator
 
@@ -54,7 +54,7 @@ def changes(explorer, name, value, key):
 
 def test_sample_with_maps_keeps_every_step_and_layer_and_draws_what_sample_draws(pipe):
     images, store, words = sample_with_maps(pipe, "a thick seven", n=2, steps=STEPS, generator=make_generator(3))
-    assert torch.equal(images, pipe.sample("a thick seven", n=2, steps=STEPS, guidance_scale=3.0,
+    assert torch.equal(images, pipe.sample("a thick seven", n=2, steps=STEPS, guidance_scale=DEFAULT_TEXT_GUIDANCE,
                                            generator=make_generator(3)))
     assert words == {"a": [1], "thick": [2], "seven": [3]}
     assert len(store.maps) == STEPS and len(store.cross_layers) >= 2
@@ -100,7 +100,8 @@ def test_attention_viewer_names_a_bad_word_in_its_output(pipe, capsys):
                                          ("self_fraction", 0.0), ("reweight_word", "two"), ("seed", 7),
                                          ("source", "a small one leaning right")])
 def test_p2p_explorer(pipe, name, value):
-    explorer = widgets.make_p2p_explorer(pipe, n=2, steps=STEPS)
+    # control for most of the STEPS = 4 steps, so that every control acts (the defaults control none of 4 steps)
+    explorer = widgets.make_p2p_explorer(pipe, n=2, steps=STEPS, cross_fraction=0.8, self_fraction=0.4)
     assert changes(explorer, name, value, "edited")
     assert all(explorer.last[k].shape == (2, 1, 28, 28) for k in ("source", "edited", "baseline"))
 
@@ -111,8 +112,11 @@ def test_p2p_explorer_shows_what_edit_prompt_returns(pipe):
     explorer.controls["reweight_scale"].value = 3.0
     explorer.controls["local_blend"].value = True
     got = explorer.last
-    expected = edit_prompt(pipe, "a thick seven", "a thin seven", 2, 0.8, 0.4, {"thin": 3.0}, True, STEPS, 3.0,
-                           make_generator(0))
+    # the sliders start at the course's measured settings, and the guidance at lesson 7's
+    assert (explorer.controls["cross_fraction"].value, explorer.controls["self_fraction"].value) == \
+        (CROSS_FRACTION, SELF_FRACTION)
+    expected = edit_prompt(pipe, "a thick seven", "a thin seven", 2, CROSS_FRACTION, SELF_FRACTION, {"thin": 3.0}, True,
+                           STEPS, DEFAULT_TEXT_GUIDANCE, make_generator(0))
     assert all(torch.equal(got[k], e) for k, e in zip(("source", "edited", "baseline"), expected))
 
 

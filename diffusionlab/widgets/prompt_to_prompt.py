@@ -7,7 +7,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..data import to_unit
-from ..editing.prompt_to_prompt import edit_prompt, sample_with_maps, word_maps
+from ..editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt, sample_with_maps, word_maps
+from ..pipelines.latent import DEFAULT_TEXT_GUIDANCE
 from ..utils import make_generator
 from ..viz import show_images
 from .common import Explorer
@@ -27,7 +28,7 @@ def show_word_map(image: torch.Tensor, word_map: torch.Tensor, title: str = "", 
 
 
 def make_attention_viewer(pipe, prompt: str = "a thick seven leaning right", word: str = "seven", steps: int = 15,
-                          guidance_scale: float = 3.0, seed: int = 0) -> Explorer:
+                          guidance_scale: float = DEFAULT_TEXT_GUIDANCE, seed: int = 0) -> Explorer:
     """Sample one digit for the prompt (text box, drawn on Enter) and seed, keeping its cross-attention maps
     (`sample_with_maps`, computed once per prompt and seed); pick a word of the prompt, scrub the denoising step
     and the layer (or the mean of the layers): the word's map, averaged over the heads, over the digit.
@@ -70,8 +71,8 @@ def make_attention_viewer(pipe, prompt: str = "a thick seven leaning right", wor
 
 
 def make_p2p_explorer(pipe, source: str = "a small seven leaning right", edited: str = "a small two leaning right",
-                      n: int = 6, steps: int = 15, guidance_scale: float = 3.0, cross_fraction: float = 0.8,
-                      self_fraction: float = 0.4) -> Explorer:
+                      n: int = 6, steps: int = 15, guidance_scale: float = DEFAULT_TEXT_GUIDANCE,
+                      cross_fraction: float = CROSS_FRACTION, self_fraction: float = SELF_FRACTION) -> Explorer:
     """Prompt-to-prompt (`edit_prompt`): the source and edited prompts (text boxes, drawn on Enter), the share of
     steps whose cross-attention maps are the source's (word swap, or refine when a word is added) and whose
     self-attention maps are, a word of the edited prompt to re-weight and its scale, local blending, and the seed.
@@ -81,9 +82,10 @@ def make_p2p_explorer(pipe, source: str = "a small seven leaning right", edited:
     controls = {
         "source": W.Text(value=source, description="source", continuous_update=False),
         "edited": W.Text(value=edited, description="edited", continuous_update=False),
-        "cross_fraction": W.FloatSlider(value=cross_fraction, min=0.0, max=1.0, step=0.1, description="cross steps",
+        # steps of 0.05: the course's settings (CROSS_FRACTION, SELF_FRACTION, measured) are 0.1 and 0.05
+        "cross_fraction": W.FloatSlider(value=cross_fraction, min=0.0, max=1.0, step=0.05, description="cross steps",
                                         continuous_update=False),
-        "self_fraction": W.FloatSlider(value=self_fraction, min=0.0, max=1.0, step=0.1, description="self steps",
+        "self_fraction": W.FloatSlider(value=self_fraction, min=0.0, max=1.0, step=0.05, description="self steps",
                                        continuous_update=False),
         "reweight_word": W.Text(value="", description="re-weight", placeholder="(no word)", continuous_update=False),
         "reweight_scale": W.FloatSlider(value=2.0, min=0.0, max=5.0, step=0.25, description="scale",
