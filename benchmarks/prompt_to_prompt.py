@@ -35,7 +35,7 @@ import torch
 from diffusionlab import finetune, printed
 from diffusionlab.captions import DIGIT_WORDS, attributes, sides
 from diffusionlab.editing.prompt_to_prompt import edit_prompt
-from diffusionlab.metrics import frechet_distance, load_classifier, predict
+from diffusionlab.metrics import edit_distances, frechet_distance, load_classifier, predict
 from diffusionlab.pipelines import latent
 
 ATTRIBUTE_SWAPS = [("thickness", "thick", "thin"), ("size", "large", "small")]
@@ -58,12 +58,6 @@ def run_edits(pipe, sources, edits, F, args, seed):
     return [torch.cat(x) for x in out]
 
 
-def distances(clf, source, other):
-    _, fs = predict(clf, source)
-    _, fo = predict(clf, other)
-    return (other - source).pow(2).mean((1, 2, 3)).mean().item(), (fo - fs).norm(dim=1).mean().item()
-
-
 def digit_section(pipe, clf, args):
     pairs = [(a, b) for a in range(10) for b in range(10) if a != b]
     pairs = [pairs[i % len(pairs)] for i in range(args.edits)]
@@ -78,7 +72,7 @@ def digit_section(pipe, clf, args):
         t0 = time.time()
         src, edt, base = run_edits(pipe, sources, edits, F, args, seed=0)
         pe, pb = predict(clf, edt)[0], predict(clf, base)[0]
-        (me, fe), (mb, fb) = distances(clf, src, edt), distances(clf, src, base)
+        (me, fe), (mb, fb) = edit_distances(clf, src, edt), edit_distances(clf, src, base)
         print(f"| {F:.2f} ({F * args.self_ratio:.2f}) | {100 * (pe == target).float().mean():.1f}% | "
               f"{100 * (pb == target).float().mean():.1f}% | {me:.4f} | {mb:.4f} | {fe:.2f} | {fb:.2f} |", flush=True)
         note(f"  F={F}: {time.time() - t0:.0f} s")
@@ -99,7 +93,7 @@ def attribute_section(pipe, clf, args):
                 ps, pe, pb = predict(clf, src)[0], predict(clf, edt)[0], predict(clf, base)[0]
                 on_e = (sides(attributes(edt), digits)[name] == side).float().mean()
                 on_b = (sides(attributes(base), digits)[name] == side).float().mean()
-                (me, fe), (mb, fb) = distances(clf, src, edt), distances(clf, src, base)
+                (me, fe), (mb, fb) = edit_distances(clf, src, edt), edit_distances(clf, src, base)
                 print(f"| {a} -> {b} | {F:.2f} ({F * args.self_ratio:.2f}) | {100 * on_e:.1f}% | {100 * on_b:.1f}% | "
                       f"{100 * (pe == ps).float().mean():.1f}% | {100 * (pb == ps).float().mean():.1f}% | "
                       f"{me:.4f} / {mb:.4f} | {fe:.2f} / {fb:.2f} |", flush=True)

@@ -1,5 +1,5 @@
 """Measuring samples: an MNIST classifier, its accuracy on class-conditional samples, and the
-Frechet distance in its feature space (lessons 3-4, the benchmarks).
+Frechet distance in its feature space (lessons 3-4, the benchmarks), and how far an edit moved an image (lesson 8).
 
 Frechet distance between two Gaussians fitted to features (Heusel et al. 2017, "GANs trained by a
 two time-scale update rule", the FID formula):
@@ -108,6 +108,17 @@ def predict(classifier: Classifier, images: torch.Tensor, batch_size: int = 1000
 def accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of images the classifier reads as the given label."""
     return (predict(classifier, images)[0] == labels.cpu()).float().mean().item()
+
+
+def edit_distances(classifier: Classifier, source: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+    """How far edited images are from their sources (lesson 8): (the mean per-image pixel MSE, the mean distance
+    between the classifier's features), for pairs source[i], other[i] of shape (N, 1, 28, 28) in [-1, 1]."""
+    if source.shape != other.shape:
+        raise ValueError(f"source {tuple(source.shape)} and other {tuple(other.shape)} must be pairs of the same shape")
+    _, fs = predict(classifier, source)
+    _, fo = predict(classifier, other)
+    mse = (other.cpu() - source.cpu()).pow(2).mean((1, 2, 3)).mean().item()
+    return mse, (fo - fs).norm(dim=1).mean().item()
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from diffusionlab.metrics import Classifier, diversity, frechet_distance
@@ -19,3 +20,17 @@ def test_classifier_shapes_and_diversity():
     x = torch.randn(5, 1, 28, 28)
     assert model(x).shape == (5, 10) and model.features(x).shape == (5, 128)
     assert diversity(x[:1].repeat(4, 1, 1, 1)) == 0
+
+
+def test_edit_distances_are_zero_for_the_same_images_and_grow_with_the_change():
+    from diffusionlab.metrics import Classifier, edit_distances
+
+    torch.manual_seed(0)
+    clf = Classifier().eval()
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    assert edit_distances(clf, x, x) == (0.0, 0.0)
+    small, large = edit_distances(clf, x, x.flip(-1) * 0.1 + x * 0.9), edit_distances(clf, x, x.flip(-1))
+    assert 0 < small[0] < large[0] and 0 < small[1] < large[1]
+    assert abs(large[0] - (x.flip(-1) - x).pow(2).mean().item()) < 1e-6
+    with pytest.raises(ValueError, match="pairs of the same shape"):
+        edit_distances(clf, x, x[:2])

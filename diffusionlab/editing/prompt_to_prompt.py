@@ -9,7 +9,8 @@ Algorithm 1; the paper writes it with a threshold tau on t, which counts down):
                        = M_t*   afterwards                               (the edited prompt's own)
 
 The controllers are attention hooks (`models.attention.set_attention_hook`), a few lines each:
-    StoreMaps     keep every map, averaged over heads, per layer and step (the attention-map viewer)
+    StoreMaps     keep every map, averaged over heads, per layer and step (the attention-map viewer;
+                  `sample_with_maps` samples a prompt with one)
     ReplaceCross  word swap: the edited prompt's cross-attention maps := the source's   (sec. 3.2)
     InjectSelf    the edited prompt's self-attention maps := the source's (keeps the shape; the paper's code)
     Refine        a word added: copy the source's map through the alignment A_j, keep the new words' own
@@ -448,3 +449,26 @@ def edit_prompt(pipe, source_prompt: str | Sequence[str], edited_prompt: str | S
                      progress=False, clip=None)
     source, edited = pipe.vae.decode_latents(z0).chunk(2)
     return source, edited, pipe.vae.decode_latents(z0_base)
+
+
+@torch.no_grad()
+def sample_with_maps(pipe, prompt: str, n: int = 1, steps: int = 50, guidance_scale: float = 3.0,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, StoreMaps, dict[str, list[int]]]:
+    """Sample n images of `prompt` with a lesson-7 `LatentDiffusion` (DDIM, latents not clipped) and keep every
+    cross-attention map on the way (`StoreMaps`). Returns (images (n, 1, 28, 28) in [-1, 1], the store, words):
+    words maps each word of the prompt to its token positions, for `word_maps(store, token, row)`. Image i's maps
+    are in batch row n + i with guidance (the batch is [uncond x n, prompt x n]) and row i without (scale 1)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of images, got {n!r}")
+    ids = pipe.tokenizer.encode([prompt])[0].tolist()  # raises a ValueError naming an unknown word
+    vocab = pipe.tokenizer.vocab
+    words: dict[str, list[int]] = {}
+    for j in _word_positions(vocab, ids):
+        words.setdefault(vocab[ids[j]], []).append(j)
+    pipe.model.eval()
+    pipe.vae.eval()
+    store = StoreMaps()
+    with controlled(pipe.model.unet, store):
+        z0 = sample(pipe.eps_fn([prompt] * n, guidance_scale), (n, *pipe.vae.config.latent_shape), pipe.schedule,
+                    "ddim", _check_steps(steps), generator=generator, device=pipe.device, progress=False, clip=None)
+    return pipe.vae.decode_latents(z0), store, words

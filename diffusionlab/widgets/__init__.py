@@ -1,6 +1,6 @@
 """Interactive sliders for the lessons (ipywidgets 7.7 on Colab and 8 locally: core widgets only).
 
-One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent_text`), all of them built on `common.Explorer`;
+One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent_text`, `prompt_to_prompt`), all of them built on `common.Explorer`;
 every name is also available here, so a notebook writes `widgets.make_ddim_explorer(model)`.
 """
 
@@ -11,3 +11,4 @@ from .guidance import make_guidance_explorer  # noqa: F401
 from .ddim import DDIM_STEP_CHOICES, make_ddim_explorer  # noqa: F401
 from .editing import make_anagram_explorer, make_hybrid_explorer, make_inpaint_explorer, make_sdedit_explorer, make_upload_explorer, read_uploads  # noqa: F401
 from .latent_text import TEXT_STEP_CHOICES, interpolate_latents, make_interpolation_explorer, make_prompt_explorer  # noqa: F401
+from .prompt_to_prompt import make_attention_viewer, make_p2p_explorer, show_word_map  # noqa: F401
