@@ -215,7 +215,37 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classifier", help="train the MNIST classifier used to measure samples")
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--out", type=Path, help="default: the course's data/checkpoints/classifier.pt")
+
+    g = sub.add_parser("playground", help="serve the playground (notebooks/playground.ipynb) as a web page with Voila")
+    g.add_argument("--port", type=_port, default=8866, help="the port on localhost (default 8866)")
     return p
+
+
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, got {text!r}")
+    return port
+
+
+PLAYGROUND = Path(__file__).resolve().parent.parent / "notebooks" / "playground.ipynb"
+
+
+def playground_command(port: int, notebook: Path = PLAYGROUND) -> list[str]:
+    """The Voila command that serves the playground notebook on localhost:`port`."""
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"]
+
+
+def cmd_playground(args) -> None:
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("voila") is None:
+        raise ValueError("Voila is not installed: pip install -e '.[app]' (or '.[dev]')")
+    if not PLAYGROUND.exists():
+        raise ValueError(f"{PLAYGROUND} is missing: the playground runs from a clone of the course's repository")
+    print(f"The playground: http://localhost:{args.port}/  (Ctrl-C stops it)", flush=True)
+    subprocess.run(playground_command(args.port), check=False)
 
 
 def check_writable(path: Path, what: str, example: str) -> None:
@@ -562,7 +592,7 @@ def main(argv=None) -> int:
     try:
         {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "score": cmd_score,
          "classifier": cmd_classifier, "p2p": cmd_p2p, "make-pairs": cmd_make_pairs,
-         "edit": cmd_edit}[args.command](args)
+         "edit": cmd_edit, "playground": cmd_playground}[args.command](args)
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)
         return 2

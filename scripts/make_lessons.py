@@ -30,6 +30,8 @@ STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 # and the README's link to it; tests/test_lessons.py checks that every copy agrees with this line.
 REPOSITORY = "https://github.com/diffusionlab/diffusionlab"
 COLAB = "https://colab.research.google.com/github/" + REPOSITORY.removeprefix("https://github.com/") + "/blob/main/"
+# The lessons are the notebooks named NN_name.ipynb; notebooks/playground.ipynb (the web page) is not a lesson.
+LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 
 
 def source_text(cell: dict) -> str:
@@ -116,9 +118,9 @@ def dumps(nb: dict) -> str:
 
 
 def expected_lessons(root: Path = ROOT, notebooks=None) -> dict[Path, str]:
-    """{lesson path: its expected text} for `notebooks` (default: every notebooks/*.ipynb)."""
+    """{lesson path: its expected text} for `notebooks` (default: every lesson, notebooks/NN_name.ipynb)."""
     out = {}
-    for path in sorted(Path(p).resolve() for p in notebooks) if notebooks else sorted((root / "notebooks").glob("*.ipynb")):
+    for path in sorted(Path(p).resolve() for p in notebooks) if notebooks else sorted((root / "notebooks").glob(LESSON_GLOB)):
         if path.parent != root / "notebooks" or not path.exists():
             raise SystemExit(f"make_lessons: {path} is not a notebook in {root / 'notebooks'}")
         out[root / "lessons" / path.name] = dumps(make_lesson(nbformat.read(path, as_version=4)))

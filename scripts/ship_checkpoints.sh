@@ -11,10 +11,9 @@ diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt
 diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt
 diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt
 # lesson 7: the VAE, then the latent text model on its latents. One thread each: on a 2-core CPU shared
-# with other work, two OpenMP threads per process made every step several times slower. The shipped vae.pt
-# is this run stopped (Ctrl-C) at step 385, its scale factor then fitted as train_vae does (MANIFEST.txt).
+# with other work, two OpenMP threads per process made every step several times slower.
 OMP_NUM_THREADS=1 diffusionlab train vae --steps 700 --seed 0 --checkpoint checkpoints/vae.pt
-OMP_NUM_THREADS=1 diffusionlab train text --steps 2500 --seed 0 --vae checkpoints/vae.pt --checkpoint checkpoints/text.pt
+OMP_NUM_THREADS=1 diffusionlab train text --steps 4000 --seed 0 --vae checkpoints/vae.pt --checkpoint checkpoints/text.pt
 for name in cond denoiser ddpm vae text; do
   diffusionlab export "checkpoints/$name.pt" "$out/$name.pt"
 done

@@ -164,6 +164,23 @@ def test_edit_returns_the_reverse_process(trained, tiny):
     assert traj["x0"].shape == (2, 2, 1, 28, 28) and len(traj["t"]) == 2  # half of the 4 steps
 
 
+@pytest.mark.parametrize("variant", ["full", "img2img"])
+def test_the_callback_sees_every_step_and_can_stop_the_edit(trained, tiny, variant):
+    x = _digits(tiny, 1)
+    seen = []
+    trained.edit(x, "make it thicker", steps=5, variant=variant, callback=lambda i, *rest: seen.append(i))
+    assert seen == [0, 1, 2, 3, 4]
+
+    class Stop(Exception):
+        pass
+
+    def stop(i, *rest):
+        if i == 1:
+            raise Stop
+    with pytest.raises(Stop):
+        trained.edit(x, "make it thicker", steps=5, variant=variant, callback=stop)
+
+
 def test_unknown_words_are_named_with_the_closest(trained, tiny):
     x = _digits(tiny, 1)
     with pytest.raises(ValueError, match=r"unknown words 'intoo' \(did you mean 'into'.*'pleaze'"):

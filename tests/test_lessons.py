@@ -14,11 +14,12 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 _spec = importlib.util.spec_from_file_location("make_lessons", ROOT / "scripts" / "make_lessons.py")
 make_lessons = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_lessons)
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob(make_lessons.LESSON_GLOB))  # the lessons (not playground.ipynb)
 
 
 def code_cells(nb):

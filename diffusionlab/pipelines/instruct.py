@@ -288,7 +288,7 @@ class InstructPix2Pix:
     def edit(self, images, instruction, text_guidance: float = DEFAULT_TEXT_GUIDANCE,
              image_guidance: float = DEFAULT_IMAGE_GUIDANCE, steps: int = DEFAULT_STEPS, sampler: str | None = None,
              negative_prompt=None, strength: float = 1.0, variant: str = "full", caption=None,
-             generator: torch.Generator | None = None, return_trajectory: bool = False):
+             generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
         """Edit digits by an instruction. Returns the edited digits (N, 1, 28, 28) in [-1, 1].
 
         images:          (N, 1, 28, 28) in [-1, 1], or one picture file of any size and mode (`as_images`)
@@ -304,6 +304,8 @@ class InstructPix2Pix:
         caption:         img2img only: the edited caption(s) to sample; None: written from the instruction
         return_trajectory: also return {"t": timesteps, "x0": (S, N, 1, 28, 28) the decoded estimate of the
                          result at each step} (the reverse process)
+        callback:        called by the sampler after each step, callback(i, t, t_prev, z_prev, z0_hat) (progress;
+                         an exception raised in it stops the edit)
         """
         x = as_images(images).to(self.device)
         n = len(x)
@@ -329,15 +331,17 @@ class InstructPix2Pix:
         else:
             eps_fn = self.eps_fn(z_I, instructions, 1.0, 1.0)
         if not return_trajectory:
-            return self.vae.decode_latents(self.reverse(eps_fn, z_I, strength, steps, sampler, generator))
-        z0, trajectory = self.reverse(eps_fn, z_I, strength, steps, sampler, generator, return_trajectory=True)
+            return self.vae.decode_latents(self.reverse(eps_fn, z_I, strength, steps, sampler, generator,
+                                                        callback=callback))
+        z0, trajectory = self.reverse(eps_fn, z_I, strength, steps, sampler, generator, return_trajectory=True,
+                                      callback=callback)
         images = self.vae.decode_latents(z0)
         S = trajectory["x0"].shape[0]
         x0 = self.vae.decode_latents(trajectory["x0"].flatten(0, 1).to(self.device)).cpu().view(S, n, 1, 28, 28)
         return images, {"t": trajectory["t"], "x0": x0}
 
     def reverse(self, eps_fn, z_I: torch.Tensor, strength: float, steps: int, sampler: str,
-                generator: torch.Generator | None = None, return_trajectory: bool = False):
+                generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
         """The reverse process on latents from `strength` (1: pure noise; below: z_I noised as SDEdit does) by
         the course's one loop, latents not clipped. Returns z0 (N, 4, 8, 8), or (z0, trajectory)."""
         if strength == 1.0:
@@ -345,7 +349,7 @@ class InstructPix2Pix:
         else:
             zT, start_step = sdedit_start(self.schedule, z_I, strength, steps, generator=generator)
         return sample(eps_fn, None, self.schedule, sampler, steps, generator=generator, xT=zT, start_step=start_step,
-                      return_trajectory=return_trajectory, progress=False, clip=None)
+                      return_trajectory=return_trajectory, progress=False, clip=None, callback=callback)
 
 
 # ---------------------------------------------------------------- training and loading

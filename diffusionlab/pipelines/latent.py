@@ -196,20 +196,23 @@ class LatentDiffusion:
 
     @torch.no_grad()
     def sample_latents(self, eps_fn, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
-                       generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
+                       generator: torch.Generator | None = None, progress: bool = False,
+                       callback=None) -> torch.Tensor:
         """The reverse process on latents: n latents (n, 4, 8, 8), scaled as the UNet sees them.
 
         The course's one loop, `samplers.sample`, with clip=None: latents are not clipped to [-1, 1] (they
         have unit variance, so a quarter of their values lie outside), neither x0_hat at each step nor the result.
+        callback(i, t, t_prev, z_prev, z0_hat) is called after every step (`samplers.sample`; the playground's
+        progress bar and Stop button).
         """
         return sample(eps_fn, (n, *self.vae.config.latent_shape), self.schedule, sampler, steps, eta,
-                      generator=generator, device=self.device, progress=progress, clip=None)
+                      generator=generator, device=self.device, progress=progress, clip=None, callback=callback)
 
     @torch.no_grad()
     def sample(self, prompts, n: int | None = None, negative_prompts=None,
                guidance_scale: float = DEFAULT_TEXT_GUIDANCE, steps: int = 50, sampler: str = "ddim",
                eta: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 250,
-               return_latents: bool = False, progress: bool = False):
+               return_latents: bool = False, progress: bool = False, callback=None):
         """Digits (N, 1, 28, 28) in [-1, 1] drawn for `prompts`.
 
         prompts:          a caption or a list; with n, they cycle over the n images (n=None: one image each)
@@ -217,6 +220,7 @@ class LatentDiffusion:
                           unconditional one: the sample is pushed away from it
         guidance_scale:   w of eps_uncond + w (eps_cond - eps_uncond); 1: no guidance
         Images are made `batch_size` at a time; with return_latents, returns (images, latents (N, 4, 8, 8)).
+        callback: called after every sampling step, as `sample_latents` says.
         """
         prompts = _as_list(prompts, n, "prompt")
         negatives = _as_list(negative_prompts, len(prompts), "negative prompt") if negative_prompts is not None else None
@@ -228,7 +232,7 @@ class LatentDiffusion:
         for start in range(0, len(prompts), batch_size):
             sl = slice(start, start + batch_size)
             fn = self.eps_fn(prompts[sl], guidance_scale, negatives[sl] if negatives else None)
-            latents.append(self.sample_latents(fn, len(prompts[sl]), sampler, steps, eta, generator, progress))
+            latents.append(self.sample_latents(fn, len(prompts[sl]), sampler, steps, eta, generator, progress, callback))
         z = torch.cat(latents)
         images = self.vae.decode_latents(z)
         return (images, z) if return_latents else images
