@@ -143,10 +143,13 @@ def train_model(name: str, steps: int | None = None, minutes: float | None = Non
 
 
 def export_weights(checkpoint, out, half: bool = True) -> Path:
-    """Keep only the EMA weights (in fp16) and the metadata: the small file the course ships."""
+    """Keep only the EMA weights (in fp16) and the metadata: the small file the course ships.
+
+    Paths on the machine that trained the model (pix2pix's `text_checkpoint`) are dropped: a shipped model
+    goes with the other shipped models (pix2pix's img2img baseline then loads the shipped text.pt)."""
     state = load_checkpoint(checkpoint)
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["ema"].items()}
-    training_only = ("model", "ema", "optimizer", "history", "total_steps", "format")
+    training_only = ("model", "ema", "optimizer", "history", "total_steps", "format", "text_checkpoint")
     keep = {k: v for k, v in state.items() if k not in training_only}  # name, config(s), schedule, step, seed
     return save_checkpoint({**keep, "ema": weights}, out)
 

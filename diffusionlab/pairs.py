@@ -475,3 +475,27 @@ def load_pairs(path) -> dict:
     if not isinstance(data, dict) or data.get("kind") != "pairs":
         raise ValueError(f"{path} is not a pairs file; {how}")
     return {**data, "inputs": data["inputs"].float() / 127.5 - 1, "edited": data["edited"].float() / 127.5 - 1}
+
+
+def subset_pairs(path, n: int, out, seed: int = 0) -> dict:
+    """n pairs drawn at random (without replacement, from `seed`) from a `make_pairs` file, saved to `out` in the
+    same format: the small sample the course ships for lesson 9's fast mode. Returns the saved dict."""
+    from .checkpoints import save_checkpoint
+
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    load_pairs(path)  # the same checks and messages
+    N = len(data["inputs"])
+    if not 0 < n <= N:
+        raise ValueError(f"n must be from 1 to the {N} pairs of {path}, got {n}")
+    idx = torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    keep = {}
+    for k, v in data.items():
+        if torch.is_tensor(v) and v.dim() > 0 and len(v) == N:
+            keep[k] = v[idx].clone()
+        elif isinstance(v, list) and len(v) == N:
+            keep[k] = [v[i] for i in idx.tolist()]
+        else:
+            keep[k] = v
+    keep["subset"] = {"of": N, "n": n, "seed": seed}
+    save_checkpoint(keep, out)
+    return keep

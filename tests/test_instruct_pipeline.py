@@ -95,6 +95,20 @@ def test_save_load_round_trip_edits_the_same(trained, tiny):
     torch.testing.assert_close(a, b)
 
 
+def test_the_shipped_file_names_no_path_of_the_training_machine(trained, tiny, tmp_path):
+    from diffusionlab import course
+    from diffusionlab.checkpoints import load_checkpoint
+
+    d = tiny["dir"]
+    assert load_checkpoint(d / "pix2pix.pt")["text_checkpoint"] == str(d / "text.pt")
+    out = course.export_weights(d / "pix2pix.pt", tmp_path / "pix2pix.pt")
+    assert "text_checkpoint" not in load_checkpoint(out)
+    x = _digits(tiny)
+    a = trained.edit(x, "turn it into a 3", steps=3, generator=torch.Generator().manual_seed(0))
+    b = instruct.load(out, vae=d / "vae.pt").edit(x, "turn it into a 3", steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b, atol=2e-2, rtol=0)  # fp16 weights
+
+
 def test_training_resumes_exactly(tiny, tmp_path):
     d = tiny["dir"]
     kw = {"base": d / "text.pt", "vae": d / "vae.pt", "steps": 3, "batch_size": 8, "progress": False}
@@ -276,3 +290,16 @@ def test_the_benchmark_keeps_the_edits_it_measured(trained):
     again = trained.edit(x, texts, text_guidance=3.0, image_guidance=1.5, steps=2,
                          generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(kept["digit"][0], again)
+
+
+def test_a_subset_of_pairs_is_a_pairs_file_of_the_same_rows(tiny, tmp_path):
+    src = tiny["dir"] / "pairs.pt"
+    sub = pairs.subset_pairs(src, 5, tmp_path / "sample.pt", seed=1)
+    full, small = pairs.load_pairs(src), pairs.load_pairs(tmp_path / "sample.pt")
+    assert len(small["inputs"]) == len(small["instructions"]) == len(small["kinds"]) == 5
+    for j in range(5):  # every row of the sample is a row of the file, images and words together
+        assert any(torch.equal(full["inputs"][k], small["inputs"][j]) and torch.equal(full["edited"][k], small["edited"][j])
+                   and full["instructions"][k] == small["instructions"][j] for k in range(16))
+    assert sub["subset"] == {"of": 16, "n": 5, "seed": 1}
+    with pytest.raises(ValueError, match="n must be from 1 to the 16 pairs"):
+        pairs.subset_pairs(src, 17, tmp_path / "x.pt")
