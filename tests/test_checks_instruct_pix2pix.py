@@ -38,7 +38,7 @@ def drop_written_out(image_latents, instructions, p, generator=None, two_draws=F
 
 def drop_in_place(image_latents, instructions, p, generator=None):
     """The right draws, but the inputs changed in place and returned (the training batch itself is spoiled)."""
-    out, kept, t, i = drop_conditions(image_latents, instructions, p, generator)
+    _, kept, t, i = drop_conditions(image_latents, instructions, p, generator)
     image_latents.mul_(0.5)
     return image_latents, kept, t, i
 
@@ -134,7 +134,7 @@ def test_written_out_solutions_pass(capsys):
 
 def test_a_dropped_instruction_of_the_wrong_kind_is_named():
     with pytest.raises(ExerciseError, match=r"Exercise 'drop_conditions', case 1 of 5 \(image_latents: \(24, 4, 8, 8\) "
-                                            r"tensor, instructions: a list, p=0\.3, generator seeded 2\), result 2 of 4"):
+                       r"tensor, instructions: a list, p=0\.3, generator seeded 2\), result 2 of 4"):
         checks.check_drop_conditions(lambda *a: drop_written_out(*a, empty=None))
 
 

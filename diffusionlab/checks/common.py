@@ -26,7 +26,8 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     """Run student_fn(*args) and reference_fn(*args) for each case and compare the results.
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
-    inputs in place cannot spoil the reference's run). Results may be tensors, numbers, strings or tuples (lists) of them.
+    inputs in place cannot spoil the reference's run). Results may be tensors, numbers, strings or tuples
+    (lists) of them.
     A failure names the case by its inputs, with the names of reference_fn's parameters.
     """
     names = _parameter_names(reference_fn)

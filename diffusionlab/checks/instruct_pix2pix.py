@@ -38,8 +38,8 @@ def check_dual_guidance(student_fn: Callable) -> None:
     def case(B, s_I, s_T, seed):
         return lambda: (seeded(seed, B, 4, 8, 8), seeded(seed + 1, B, 4, 8, 8), seeded(seed + 2, B, 4, 8, 8), s_I, s_T)
 
-    cases = [case(2, 1.5, 7.5, 1), case(1, 1.0, 1.0, 2), case(3, 1.0, 0.0, 3), case(2, 0.0, 3.0, 4), case(2, 2.0, 1.0, 5),
-             case(4, 1.2, 5.0, 6)]
+    cases = [case(2, 1.5, 7.5, 1), case(1, 1.0, 1.0, 2), case(3, 1.0, 0.0, 3), case(2, 0.0, 3.0, 4),
+             case(2, 2.0, 1.0, 5), case(4, 1.2, 5.0, 6)]
     compare("dual_guidance", student_fn, dual_cfg_combine, cases)
 
 
