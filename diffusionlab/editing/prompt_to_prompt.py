@@ -65,6 +65,7 @@ from ..samplers import sample
 CROSS_FRACTION = 0.1
 SELF_FRACTION = 0.05
 
+
 def _check_fraction(fraction: float, name: str = "fraction") -> float:
     if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         raise ValueError(f"{name} is the share of the sampling steps to control, from 0 to 1, got {fraction!r}")
