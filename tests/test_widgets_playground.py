@@ -319,8 +319,16 @@ def test_edit_tab_with_the_shipped_model(pix2pix):
     assert "images" in e.last
 
 
-def test_a_long_edit_with_the_shipped_model_shows_progress_and_stops(pix2pix):
+def test_a_long_edit_with_the_shipped_model_names_unknown_words_first_shows_progress_and_stops(pix2pix):
     e = pg.make_playground(edit_pipe=pix2pix, background=True).edit
+    e.controls["instruction"].value = "make it purple"
+    e.run()  # an unknown word is named at once, before any sampling starts
+    assert "unknown word 'purple'" in e.last["error"] and e.runner.thread is None
+    e.controls["instruction"].value = "make it smaller"
+    e.controls["negative_prompt"].value = "make it pink"
+    e.run()
+    assert "'pink'" in e.last["error"] and "negative prompt" in e.last["error"] and e.runner.thread is None
+    e.controls["negative_prompt"].value = ""
     e.controls["steps"].value = 1000
     e.run()
     deadline = time.monotonic() + 60

@@ -355,6 +355,8 @@ class EditPanel(_Panel):
         self.source.add_class("pg-source")
         self.pick = {"digit": W.Dropdown(options=list(range(10)), value=7, description="test digit"),
                      "example": W.BoundedIntText(value=0, min=0, max=99, description="which one")}
+        for name, c in self.pick.items():
+            c.add_class(f"pg-pick-{name}")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
         self.upload.add_class("pg-upload")
         self.cells = [W.ToggleButton(value=False, layout=W.Layout(width="18px", height="18px", padding="0px",
@@ -465,6 +467,13 @@ class EditPanel(_Panel):
             return self.fail("Type an instruction, for example 'turn it into a 3' or 'make it thicker'.")
         if self.input is None:
             return self.fail(self.input_problem or "Choose an input digit.")
+        if hasattr(self.pipe, "tokenizer"):  # an unknown word: named now, before any sampling
+            try:
+                instruct.check_words(self.pipe.tokenizer, [instruction])
+                if negative:
+                    instruct.check_words(self.pipe.tokenizer, [negative], "negative prompt")
+            except ValueError as err:
+                return self.fail(str(err))
         kwargs = dict(text_guidance=v["text_guidance"], image_guidance=v["image_guidance"], steps=v["steps"],
                       negative_prompt=negative, strength=v["temperature"], variant=v["variant"],
                       generator=make_generator(v["seed"], self.pipe.device))
@@ -562,7 +571,7 @@ measures) and 1822 of 2000 pairs made by exact operations (thicken, shrink, shea
 </ul>
 
 <h3>How often an edit works (lesson 9, measured)</h3>
-<p>On 300 MNIST test digits per kind of instruction, the full variant at s_T 3, s_I 2.5 and 20 DDIM steps (the
+<p>On 300 MNIST test digits per kind of instruction, the full variant at \(s_T = 3\), \(s_I = 2.5\) and 20 DDIM steps (the
 defaults here), judged by the course classifier and the attribute measures:</p>
 <ul>
 <li>"turn it into a 3" and other digit changes: 90.7% read as the new digit; the style (thickness, slant) kept in
