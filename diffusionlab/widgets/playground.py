@@ -559,7 +559,8 @@ from the test set.</li>
 <li><b>Digits by class</b> (<code>cond</code>): a UNet of 376 k parameters with classifier-free guidance. After 10
 minutes of training on a 2-core CPU: 99.5% of samples read as the requested digit by the course classifier,
 Fréchet distance 25.35 (1.73x the floor of 14.63 given by real held-out digits). 1000 DDIM-20 samples in 13.3 s.</li>
-<li><b>Text to image</b> (lesson 7): an autoencoder of 117 k parameters trained 700 steps (206 s), and a text
+<li><b>Text to image</b> (lesson 7): an autoencoder of 117 k parameters trained 700 steps (206 s; reconstruction
+MSE 0.0064 on 1000 test digits, latent scale factor 1.2764), and a text
 model of 579 k parameters (UNet and text encoder) trained 4000 steps (748 s, encoding the training latents
 included), on a 2-core CPU shared with other jobs. At guidance 1.5 (the default here): 99.4% of 1000 samples read
 as the requested digit, Fr&eacute;chet distance 22.34 (1.53x the floor of 14.63). Attribute words land on the
