@@ -317,7 +317,7 @@ def test_gallery_example_opens_in_its_tab(page):
     page.locator(".pg-gallery-text-1").click()
     page.wait_for_function("([old]) => document.querySelector('.pg-text-result').src != old", arg=[before or ""])
     assert page.locator(".lm-TabBar-tab.lm-mod-current, .p-TabBar-tab.p-mod-current").inner_text() == "Text to image"
-    assert page.locator(".pg-text-prompt input").input_value() == "a small 2 leaning right"
+    assert page.locator(".pg-text-prompt input").input_value() == "a thin eight"
 
 
 def test_about_tab_has_the_maths_and_measured_figures(page):

@@ -257,6 +257,7 @@ def test_text_and_class_tabs_with_the_shipped_models(digits, shipped):
     assert x.shape == (8, 1, 28, 28) and not torch.equal(d.last["images"], x)
     app.gallery_buttons[len(pg.EDIT_EXAMPLES)].click()
     assert app.tab.selected_index == 1 and t.controls["prompt"].value == pg.TEXT_EXAMPLES[0]["prompt"]
+    assert t.controls["steps"].value == pg.DEFAULT_STEPS and t.controls["seed"].value == pg.TEXT_EXAMPLES[0]["seed"]
 
 
 def test_to_png_grid_and_bad_shapes():
