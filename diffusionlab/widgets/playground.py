@@ -8,8 +8,10 @@ that the notebook `notebooks/playground.ipynb` only lays it out. Five tabs:
     text guidance s_T and the image guidance s_I of eq. 3, a seed; the result, its time and the reverse process;
   - "Text to image" (lesson 7): prompt, negative prompt, guidance, steps, seed;
   - "Digits by class" (lesson 3): class, guidance, steps, seed;
-  - "Gallery": examples, each one click from the editor (or the text tab);
-  - "About": the maths and the measured figures of the models (benchmarks/RESULTS.md).
+  - "Gallery": examples that work with the shipped models, each one click from the editor (or the text tab);
+  - "About": the maths, the measured figures of the models (benchmarks/RESULTS.md) and how often an edit works.
+The controls' defaults are the pipelines' (`instruct.DEFAULT_TEXT_GUIDANCE`, `latent.DEFAULT_TEXT_GUIDANCE`...), their
+bounds the public visualizer's: steps 2..1000, temperature 0.1..1, guidance scales 1..14.
 
 Sampling runs in a background thread (`Runner`), so the page stays live: the sampler's callback moves the
 progress bar after every step and raises `Stopped` once Stop is pressed. Bad input (an empty instruction, an
