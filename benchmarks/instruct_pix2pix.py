@@ -68,11 +68,12 @@ def judge(classifier, kind: str, inputs, outputs, labels, targets) -> tuple[torc
     return moved[kind] * targets >= MOVE_MARGIN, read == labels
 
 
-def run(pipe, classifier, edits, s_T, s_I, steps, variant="full", strength=1.0, seed=0, batch=250):
-    """{kind: (asked share, kept share)} for one setting."""
+def run(pipe, classifier, edits, s_T, s_I, steps, variant="full", strength=1.0, seed=0, batch=250, keep=None):
+    """{kind: (asked share, kept share)} for one setting. keep: a dict that receives {kind: (edited images
+    (N, 1, 28, 28) on the CPU, asked (N,), kept (N,))}, to look at the edits that were measured."""
     out = {}
     for kind, (x, labels, targets, texts) in edits.items():
-        asked, kept = [], []
+        asked, kept, images = [], [], []
         for s in range(0, len(x), batch):
             sl = slice(s, s + batch)
             g = torch.Generator(device=pipe.device).manual_seed(seed + s)
@@ -84,7 +85,10 @@ def run(pipe, classifier, edits, s_T, s_I, steps, variant="full", strength=1.0, 
             a, k = judge(classifier, kind, x[sl], y, labels[sl], targets[sl])
             asked.append(a)
             kept.append(k)
+            images.append(y.cpu())
         out[kind] = (torch.cat(asked).float().mean().item(), torch.cat(kept).float().mean().item())
+        if keep is not None:
+            keep[kind] = (torch.cat(images), torch.cat(asked), torch.cat(kept))
     return out
 
 

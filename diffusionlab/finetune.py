@@ -7,8 +7,12 @@ hundred printed digits (`printed.make_printed`), captioned with new words ("a pr
   1. new words: the tokenizer gets STYLE_WORDS after its old words, so every old word keeps its id, and
      the text encoder's token embedding grows by one row per new word (`models.instruct.grow_token_embedding`);
   2. the printed digits are encoded once by the (frozen) VAE: the model sees latents, as in lesson 7;
-  3. training is the course loop (`train.train`: EMA, checkpoints, resuming) on lesson 7's loss, with the
-     captions of the printed set (`pipelines.latent.captioned_diffusion_loss`), either
+  3. the printed digits are mixed with as many handwritten training digits, captioned as in lesson 7
+     ("prior preservation", Ruiz et al. 2023, DreamBooth): if every caption said "printed", the word would
+     carry nothing (the model learns to ignore it) and "a seven" would drift to print as well; with both,
+     "printed" is what tells the two apart and the handwriting is rehearsed;
+  4. training is the course loop (`train.train`: EMA, checkpoints, resuming) on lesson 7's loss, with a
+     fresh caption for every image at every step (`pipelines.latent.captioned_diffusion_loss`), either
        full   every weight of the text encoder and the UNet moves (a small learning rate), or
        LoRA   (Hu et al. 2021, `models.lora`) everything is frozen except a rank-r update B A of the
               attention projections to_q, to_k, to_v, to_out of every attention module, and the new words'
@@ -32,14 +36,16 @@ from pathlib import Path
 import torch
 
 from . import printed
+from .captions import ATTRIBUTES, make_captions
 from .checkpoints import load_checkpoint
+from .data import load_mnist
 from .models.instruct import grow_token_embedding
 from .models.lora import add_lora, count_trainable, merge_lora
 from .models.text_encoder import TextEncoderConfig, Tokenizer
 from .models.unet import UNetConfig
 from .models.unet import config_dict as unet_config_dict
 from .pipelines.latent import (CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, captioned_diffusion_loss,
-                               check_same_vae, load_vae)
+                               check_same_vae, latent_training_data, load_vae)
 from .pipelines.latent import load as load_text
 from .schedules import NoiseSchedule
 from .train import train
@@ -54,6 +60,7 @@ class FinetuneRecipe:
 
     n_images: int = 500  # printed digits in the training set (make_printed's seed: data_seed)
     data_seed: int = 0
+    prior_images: int = 500  # handwritten training digits mixed in with lesson 7's captions (0: printed only)
     lr: float = 2e-4  # full fine-tuning
     scratch_lr: float = 2e-3  # from scratch: lesson 7's rate
     lora_lr: float = 2e-3  # LoRA: only the small matrices and the new words move
@@ -89,22 +96,45 @@ def hold_rows(embedding: torch.nn.Embedding, first_new: int) -> None:
     embedding.weight.register_hook(lambda grad: grad * mask)
 
 
+PRINTED, HANDWRITTEN = 0, 1  # codes[:, 0]: which set an image comes from
+
+
 def printed_codes(data: dict) -> torch.Tensor:
-    """(N, 2) long: each printed digit's label and style (index into printed.STYLES), from which the loss
-    writes a fresh caption every step."""
+    """(N, 5) long: PRINTED, each printed digit's label, its style (index into printed.STYLES), 0, 0."""
     styles = torch.tensor([printed.STYLES.index(s) for s in data["styles"]])
-    return torch.stack([data["labels"].long(), styles], dim=1)
+    zeros = torch.zeros_like(styles)
+    return torch.stack([torch.full_like(styles, PRINTED), data["labels"].long(), styles, zeros, zeros], dim=1)
 
 
-def printed_loss(model, z0, codes, generator, schedule, tokenizer, p_uncond=0.1, prediction="eps"):
-    """Lesson 7's loss with the printed digits' captions, written fresh each step ("a printed 7", "a serif seven")."""
+def handwritten_codes(codes: torch.Tensor) -> torch.Tensor:
+    """(N, 5) long: HANDWRITTEN and lesson 7's codes (label and the side of each attribute, `latent.training_codes`)."""
+    return torch.cat([torch.full_like(codes[:, :1], HANDWRITTEN), codes], dim=1)
+
+
+def write_captions(codes: torch.Tensor, generator: torch.Generator) -> list[str]:
+    """A fresh caption for each row of codes (N, 5): printed rows as `printed.captions` ("a serif 3"),
+    handwritten rows as lesson 7's (`captions.make_captions`: "a thick seven")."""
     codes = codes.cpu()
+    hand = codes[:, 0] == HANDWRITTEN
+    out = [""] * len(codes)
+    seed = int(torch.randint(2**31, (1,), generator=generator))
+    rows = (~hand).nonzero().flatten().tolist()
+    for i, text in zip(rows, printed.captions(codes[rows, 1].tolist(),
+                                              [printed.STYLES[k] for k in codes[rows, 2].tolist()], seed)):
+        out[i] = text
+    rows = hand.nonzero().flatten().tolist()
+    if rows:
+        c = codes[rows]
+        texts = make_captions(c[:, 1], {name: c[:, 2 + j] for j, name in enumerate(ATTRIBUTES)}, generator)
+        for i, text in zip(rows, texts):
+            out[i] = text
+    return out
 
-    def write(g):
-        seed = int(torch.randint(2**31, (1,), generator=g))
-        return printed.captions(codes[:, 0].tolist(), [printed.STYLES[s] for s in codes[:, 1].tolist()], seed)
 
-    return captioned_diffusion_loss(model, z0, write, generator, schedule, tokenizer, p_uncond, prediction)
+def finetune_loss(model, z0, codes, generator, schedule, tokenizer, p_uncond=0.1, prediction="eps"):
+    """Lesson 7's loss with the fine-tuning set's captions (codes (B, 5)), written fresh each step."""
+    return captioned_diffusion_loss(model, z0, lambda g: write_captions(codes, g), generator, schedule, tokenizer,
+                                    p_uncond, prediction)
 
 
 def prepare(base: LatentDiffusion, lora: int | None = None, from_scratch: bool = False,
@@ -154,19 +184,25 @@ def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bo
     with torch.no_grad():
         z0 = pipe.vae.encode_latents(data["images"].to(device)).float()  # (N, 4, 8, 8), scaled
     codes = printed_codes(data)
+    if recipe.prior_images:  # handwritten digits with lesson 7's captions, measured on what their latents decode to
+        x, y = load_mnist("train")
+        pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(recipe.data_seed))[:recipe.prior_images]
+        z_hand, hand = latent_training_data(pipe.vae, x[pick].to(device), y[pick])
+        z0, codes = torch.cat([z0, z_hand]), torch.cat([codes, handwritten_codes(hand)])
     model, tokenizer, schedule = pipe.model, pipe.tokenizer, pipe.schedule
     trainable, total = count_trainable(model)
     if lora is not None:  # the held embedding rows have requires_grad but do not move
         trainable -= base_vocab * model.text_encoder.token_emb.embedding_dim
 
     def loss_fn(m, z, c, g):
-        return printed_loss(m, z, c, g, schedule, tokenizer, recipe.p_uncond, pipe.prediction)
+        return finetune_loss(m, z, c, g, schedule, tokenizer, recipe.p_uncond, pipe.prediction)
 
     meta = {"model_name": MODEL_NAME, "unet_config": unet_config_dict(model.config),
             "text_config": asdict(model.text_encoder.config), "vocab": list(tokenizer.vocab[2:]),
             "lora_rank": lora, "lora_alpha": recipe.lora_alpha, "from_scratch": from_scratch,
             "prediction": pipe.prediction, "schedule": {"T": schedule.T, "kind": schedule.kind},
-            "vae_scale_factor": float(pipe.vae.scale_factor), "data": {"n_images": len(z0), "seed": recipe.data_seed}}
+            "vae_scale_factor": float(pipe.vae.scale_factor),
+            "data": {"n_images": len(data["images"]), "prior_images": recipe.prior_images, "seed": recipe.data_seed}}
     lr = recipe.lora_lr if lora is not None else (recipe.scratch_lr if from_scratch else recipe.lr)
     ema, history = train(model, loss_fn, z0, codes, steps=steps, minutes=minutes,
                          batch_size=batch_size or recipe.batch_size, lr=lr, warmup=recipe.warmup,

@@ -11,7 +11,7 @@ three tests, written with them (`filter_pairs`):
     caption      the edited image is read as the edited caption's digit; for a style edit its attribute
                  lies on the requested side or has moved at least MOVE_MARGIN towards it, and no attribute
                  named in the edited caption is on the wrong side
-    directional  the change goes the requested way:
+    directional  the change goes the requested way (`directional_test`):
                    style:  (a(edited) - a(input)) * target / spread(a) >= MOVE_MARGIN
                    digit:  p_classifier(target | edited) - p_classifier(target | input) >= DIGIT_MARGIN
     kept         style:  the same digit is read in both images, and the blurred images' correlation
@@ -179,6 +179,32 @@ def blurred_correlation(a: torch.Tensor, b: torch.Tensor, sigma: float = BLUR_SI
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp(min=1e-8)
 
 
+def directional_test(kinds: list[str], targets: torch.Tensor, p_in: torch.Tensor, p_out: torch.Tensor,
+                     moved: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The directional test of the filter: does the change between the images go the way the instruction asks?
+    (The paper's CLIP directional similarity: the image change against the caption change.)
+
+    kinds:   N strings, "digit" or an attribute ("thickness", "size", "slant")
+    targets: (N,) the new digit (0..9) for "digit", the requested side (-1 or +1) for an attribute
+    p_in, p_out: (N, 10) the classifier's probabilities for the input and the edited image
+    moved:   {attribute: (N,)} how far the attribute moved, (a(edited) - a(input)) / spread, in spreads
+    Returns (direction (N,), passed (N,) bool):
+        digit:  direction = p_out[target] - p_in[target]   passed if >= DIGIT_MARGIN
+        style:  direction = moved[kind] * target            passed if >= MOVE_MARGIN
+    """
+    N = len(kinds)
+    if targets.shape != (N,) or p_in.shape != (N, 10) or p_out.shape != (N, 10):
+        raise ValueError(f"directional_test needs N = {N} kinds, targets (N,) and probabilities (N, 10), got "
+                         f"targets {tuple(targets.shape)}, p_in {tuple(p_in.shape)}, p_out {tuple(p_out.shape)}")
+    is_digit = torch.tensor([k == "digit" for k in kinds], dtype=torch.bool)
+    rows, digit = torch.arange(N), targets.long().clamp(0, 9)  # a style edit's target indexes nothing that is used
+    digit_rise = p_out[rows, digit] - p_in[rows, digit]
+    style_move = torch.tensor([float(moved[k][i]) * int(targets[i]) if k != "digit" else 0.0
+                               for i, k in enumerate(kinds)], dtype=digit_rise.dtype)
+    direction = torch.where(is_digit, digit_rise, style_move)
+    return direction, torch.where(is_digit, direction >= DIGIT_MARGIN, direction >= MOVE_MARGIN)
+
+
 @torch.no_grad()
 def filter_pairs(inputs: torch.Tensor, edited: torch.Tensor, triplets: list[Triplet], classifier: Classifier,
                  thr: dict | None = None) -> dict[str, torch.Tensor]:
@@ -204,13 +230,9 @@ def filter_pairs(inputs: torch.Tensor, edited: torch.Tensor, triplets: list[Trip
     side_out = sides(a_out, edited_digit, thr)
     moved = {n: (a_out[n] - a_in[n]) / spread[n] for n in ATTRIBUTES}  # (N,) in spreads
 
-    is_digit = torch.tensor([k == "digit" for k in kind])
-    rows = torch.arange(N)
-    digit_rise = p_out[rows, edited_digit] - p_in[rows, edited_digit]
-    style_move = torch.stack([moved[k][i] * target[i] if k != "digit" else torch.tensor(0.0)
-                              for i, k in enumerate(kind)]) if N else torch.zeros(0)
-    direction = torch.where(is_digit, digit_rise, style_move)
-    directional = torch.where(is_digit, direction >= DIGIT_MARGIN, direction >= MOVE_MARGIN)
+    is_digit = torch.tensor([k == "digit" for k in kind], dtype=torch.bool)
+    direction, directional = directional_test(kind, target, p_in, p_out, moved)
+    style_move = torch.where(is_digit, torch.zeros_like(direction), direction)
 
     caption = digit_out == edited_digit
     for i, tr in enumerate(triplets):

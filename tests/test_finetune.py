@@ -15,7 +15,7 @@ from diffusionlab.schedules import NoiseSchedule
 TINY_TEXT = TextEncoderConfig(width=16, heads=2, layers=1)
 TINY_UNET = UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16), attention=(False, True),
                        context_dim=16, heads=2)
-TINY = finetune.FinetuneRecipe(n_images=20, batch_size=10, warmup=1)
+TINY = finetune.FinetuneRecipe(n_images=20, batch_size=10, warmup=1, prior_images=10)
 
 
 def tiny_base() -> LatentDiffusion:
@@ -77,7 +77,7 @@ def test_lora_training_moves_only_the_lora_matrices_and_the_new_words(data):
     z0 = torch.randn(8, 4, 8, 8)
     codes = finetune.printed_codes(data)[:8]
     for step in range(2):
-        loss = finetune.printed_loss(model, z0, codes, torch.Generator().manual_seed(step), pipe.schedule, pipe.tokenizer)
+        loss = finetune.finetune_loss(model, z0, codes, torch.Generator().manual_seed(step), pipe.schedule, pipe.tokenizer)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -119,3 +119,33 @@ def test_from_scratch_is_a_fresh_model_of_the_same_shape(data):
 def test_a_bad_rank_is_refused():
     with pytest.raises(ValueError, match="rank of the LoRA update"):
         finetune.finetune_text(tiny_base(), lora=0, steps=1)
+
+
+def test_printed_and_handwritten_rows_get_their_own_captions(data):
+    from diffusionlab.captions import WORDS
+
+    printed_rows = finetune.printed_codes(data)[:6]
+    hand = finetune.handwritten_codes(torch.tensor([[7, 1, 0, -1], [2, -1, 1, 0], [0, 0, 0, 0]]))
+    texts = finetune.write_captions(torch.cat([printed_rows, hand]), torch.Generator().manual_seed(0))
+    style_words = set(finetune.STYLE_WORDS)
+    assert all(style_words & set(t.split()) for t in texts[:6])  # "a printed 7", "a serif two", ...
+    assert not any(style_words & set(t.split()) for t in texts[6:])  # lesson 7's captions
+    assert ("seven" in texts[6] or "7" in texts[6]) and ("two" in texts[7] or "2" in texts[7])
+    thin_words = {w for phrase in WORDS["thickness"][0] for w in phrase.split()}
+    assert not thin_words & set(texts[6].split())  # the seven is thick (side +1), never called thin
+
+
+def test_finetuning_rehearses_handwritten_digits_beside_the_printed_ones(data, monkeypatch):
+    """Without them every caption says "printed", the word carries nothing and "a seven" drifts to print."""
+    seen = {}
+
+    def spy(model, loss_fn, z0, codes, **kwargs):
+        seen["z0"], seen["codes"] = z0, codes
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "train", spy)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.finetune_text(tiny_base(), steps=1, recipe=TINY, data=data, progress=False)
+    kinds = seen["codes"][:, 0]
+    assert (kinds == finetune.PRINTED).sum() == 20 and (kinds == finetune.HANDWRITTEN).sum() == 10
+    assert len(seen["z0"]) == 30

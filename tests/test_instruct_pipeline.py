@@ -267,6 +267,31 @@ def test_make_pairs_is_reproducible_and_round_trips(tiny, tmp_path):
         pairs.load_pairs(tmp_path / "x.pt")
 
 
+def test_the_benchmark_keeps_the_edits_it_measured(trained):
+    """benchmarks/instruct_pix2pix.run(..., keep=d) hands back the very edits it judged: the shares are their means,
+    and the edits are the pipeline's for the same inputs, instructions and seed (lesson 9 shows them)."""
+    import sys
+    from pathlib import Path
+
+    from diffusionlab.metrics import load_classifier
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import instruct_pix2pix as bench
+
+    classifier = load_classifier()
+    edits = bench.test_edits(3, seed=0)
+    kept = {}
+    result = bench.run(trained, classifier, edits, 3.0, 1.5, 2, keep=kept)
+    assert set(kept) == set(edits) == set(result)
+    for kind, (images, asked, ok) in kept.items():
+        assert images.shape == (3, 1, 28, 28) and asked.shape == ok.shape == (3,)
+        assert result[kind] == pytest.approx((asked.float().mean().item(), ok.float().mean().item()))
+    x, _, _, texts = edits["digit"]
+    again = trained.edit(x, texts, text_guidance=3.0, image_guidance=1.5, steps=2,
+                         generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(kept["digit"][0], again)
+
+
 def test_a_subset_of_pairs_is_a_pairs_file_of_the_same_rows(tiny, tmp_path):
     src = tiny["dir"] / "pairs.pt"
     sub = pairs.subset_pairs(src, 5, tmp_path / "sample.pt", seed=1)

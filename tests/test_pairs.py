@@ -8,11 +8,15 @@ from diffusionlab.data import load_mnist
 from diffusionlab.instructions import make_triplet
 from diffusionlab.metrics import load_classifier
 from diffusionlab.pairs import (
+    DIGIT_MARGIN,
+    MOVE_MARGIN,
     apply_edit,
     blurred_correlation,
+    directional_test,
     exact_pairs,
     filter_pairs,
     shear,
+    spreads,
 )
 
 
@@ -102,3 +106,34 @@ def test_blurred_correlation(digits):
 def test_filter_checks_shapes(classifier):
     with pytest.raises(ValueError, match="one row per triplet"):
         filter_pairs(torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28), [], classifier)
+
+
+def test_directional_test_by_hand():
+    """Digit changes pass on the rise of the new digit's probability (not its value), style edits on the move the
+    requested way (not its size), each at its margin or more."""
+    p_in, p_out = torch.full((6, 10), 0.1), torch.full((6, 10), 0.1)
+    p_out[0, 3], p_out[1, 3] = 0.1 + DIGIT_MARGIN, 0.1 + DIGIT_MARGIN - 0.01  # rises of exactly the margin, and less
+    p_in[2, 3] = p_out[2, 3] = 0.9  # read as a 3 before and after: no rise
+    moved = {n: torch.zeros(6) for n in ATTRIBUTES}
+    moved["thickness"][3], moved["thickness"][4], moved["slant"][5] = MOVE_MARGIN, -1.0, -MOVE_MARGIN
+    kinds = ["digit", "digit", "digit", "thickness", "thickness", "slant"]
+    targets = torch.tensor([3, 3, 3, 1, 1, -1])
+    direction, passed = directional_test(kinds, targets, p_in, p_out, moved)
+    assert passed.tolist() == [True, False, False, True, False, True]
+    torch.testing.assert_close(direction, torch.tensor([DIGIT_MARGIN, DIGIT_MARGIN - 0.01, 0.0, MOVE_MARGIN, -1.0,
+                                                        MOVE_MARGIN]))
+    with pytest.raises(ValueError, match="probabilities"):
+        directional_test(kinds, targets, p_in[:5], p_out, moved)
+
+
+def test_the_filter_uses_the_directional_test(digits, classifier):
+    """filter_pairs' "directional" and "direction" are directional_test's on the same measures."""
+    inputs, edited, triplets = exact_pairs(*digits, generator=torch.Generator().manual_seed(0))
+    r = filter_pairs(inputs, edited, triplets, classifier)
+    with torch.no_grad():
+        p_in, p_out = classifier(inputs).softmax(1), classifier(edited).softmax(1)
+    a_in, a_out = attributes(inputs), attributes(edited)
+    moved = {n: (a_out[n] - a_in[n]) / spreads()[n] for n in ATTRIBUTES}
+    direction, passed = directional_test([t.kind for t in triplets], torch.tensor([t.target for t in triplets]),
+                                         p_in, p_out, moved)
+    assert torch.equal(r["directional"], passed) and torch.equal(r["direction"], direction)

@@ -1,6 +1,7 @@
 """Exercise checks: compare a student's function with the package's reference.
 
-One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent_text`, `prompt_to_prompt`), all of them built on `common.compare`;
+One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent_text`, `prompt_to_prompt`,
+`instruct_pix2pix`), all of them built on `common.compare`;
 every name is also available here, so a notebook writes `checks.check_add_noise(add_noise)`.
 """
 
@@ -12,3 +13,4 @@ from .ddim import check_ddim_step, check_ddim_timesteps  # noqa: F401
 from .editing import check_anagram_combine, check_inpaint_replace, check_sdedit_start, check_split_frequencies  # noqa: F401
 from .latent_text import check_cross_attention, check_kl_divergence, check_negative_prompt_eps, check_reparameterize  # noqa: F401
 from .prompt_to_prompt import check_lora_linear, check_replace_cross, check_reweight  # noqa: F401
+from .instruct_pix2pix import check_directional_test, check_drop_conditions, check_dual_guidance  # noqa: F401

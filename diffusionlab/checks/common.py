@@ -26,7 +26,8 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     """Run student_fn(*args) and reference_fn(*args) for each case and compare the results.
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
-    inputs in place cannot spoil the reference's run). Results may be tensors, numbers or tuples of them.
+    inputs in place cannot spoil the reference's run). Results may be tensors, numbers, strings or tuples
+    (lists) of them.
     A failure names the case by its inputs, with the names of reference_fn's parameters.
     """
     names = _parameter_names(reference_fn)
@@ -112,6 +113,10 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             diff = (got.double() - expected.double()).abs().max().item()
             raise ExerciseError(f"{where}: values differ from the reference (largest difference {diff:.3g})")
+        return
+    if isinstance(expected, str):
+        if got != expected:
+            raise ExerciseError(f"{where}: expected {expected!r}, got {got!r}")
         return
     try:
         value = float(got)
