@@ -243,41 +243,86 @@ def test_upload_of_png_jpeg_and_a_file_that_is_no_image(page, tmp_path):
     page.wait_for_function("() => getComputedStyle(document.querySelector('.pg-edit-input')).display != 'none'")
 
 
-def test_edit_tab_edits_or_says_the_model_is_missing(page):
+def test_edit_tab_edits_a_test_digit_by_an_instruction(page):
     tab(page, "Edit by instruction")
     page.locator(".pg-source button", has_text="test digit").click()
-    if page.locator(".pg-edit-run").is_disabled():  # lesson 9's model is not in this version yet
-        assert "not available" in message(page, "edit")
-        pytest.skip("the edit tab says the instruction-editing model is not available yet (lesson 9)")
-    fill(page, ".pg-edit-instruction", "turn it into a 3")
+    assert not page.locator(".pg-edit-run").is_disabled(), message(page, "edit")  # the shipped model is loaded
+    before = src(page, ".pg-edit-input")
+    page.locator(".pg-pick-digit select").select_option("4")
+    page.wait_for_function("([old]) => document.querySelector('.pg-edit-input').src != old", arg=[before])
+    fill(page, ".pg-edit-instruction", "turn it into a 9")
+    assert page.locator(".pg-edit-steps .widget-readout").inner_text().strip() == "20"
     times = []
-    for seed in (10, 11, 12):
+    for seed in (10, 11, 12):  # the click-to-image time of an edit at 20 DDIM steps; a new seed, a new picture
         fill(page, ".pg-edit-seed", seed)
-        seconds, first = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
+        seconds, _ = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
         times.append(round(seconds, 3))
     record("edit_20_steps_click_to_image_s", times)
     print(f"edit, 20 DDIM steps, click to image: {times} s")
+    assert "Done in" in message(page, "edit")
     page.screenshot(path=ARTEFACTS / "edit_tab_result.png")
+    fill(page, ".pg-edit-seed", 0)
+    _, first = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
     fill(page, ".pg-edit-seed", 3)
-    _, second = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
-    assert second != first
+    _, other_seed = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
+    assert other_seed != first
+    fill(page, ".pg-edit-seed", 0)
+    fill(page, ".pg-edit-instruction", "make it thicker")
+    _, other_instruction = click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
+    assert other_instruction not in (first, other_seed)
+    assert page.locator(".pg-edit-strip").is_visible()  # the reverse process
     fill(page, ".pg-edit-instruction", "make it purple")
     page.locator(".pg-edit-run").click()
-    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('purple')")
+    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('unknown word')")
+    assert "purple" in message(page, "edit")
+    page.screenshot(path=ARTEFACTS / "edit_tab_unknown_word.png")
+    fill(page, ".pg-edit-instruction", " ")
+    page.locator(".pg-edit-run").click()
+    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('Type an instruction')")
+    fill(page, ".pg-edit-instruction", "turn it into a 9")  # and the page still works
+    click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")
+
+
+def test_a_long_edit_shows_progress_and_stops(page):
+    tab(page, "Edit by instruction")
+    fill(page, ".pg-edit-instruction", "make it smaller")
+    set_slider(page, ".pg-edit-steps", 1000)
+    page.locator(".pg-edit-run").click()
+    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('Editing')")
+    page.wait_for_function("() => [...document.querySelectorAll('.pg-progress')].some(p => p.offsetParent &&"
+                           " parseFloat(p.querySelector('.progress-bar').style.width || '0') > 0)")  # it moves
+    page.screenshot(path=ARTEFACTS / "edit_tab_progress.png")
+    page.locator(".pg-stop:visible").click()
+    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('Stopped after')")
+    done = int(message(page, "edit").split("Stopped after ")[1].split()[0])
+    assert 0 < done < 1000
+    set_slider(page, ".pg-edit-steps", 20)
+    click_and_wait_image(page, ".pg-edit-run", ".pg-edit-result")  # it works again after the stop
 
 
 def test_gallery_example_opens_in_its_tab(page):
     tab(page, "Gallery")
     page.screenshot(path=ARTEFACTS / "gallery_tab.png")
+    before = src(page, ".pg-edit-result")
+    page.locator(".pg-gallery-edit-0").click()
+    page.wait_for_function("([old]) => { const i = document.querySelector('.pg-edit-result'); return i.src != old"
+                           " && getComputedStyle(i).display != 'none'; }", arg=[before or ""])
+    assert page.locator(".lm-TabBar-tab.lm-mod-current, .p-TabBar-tab.p-mod-current").inner_text() == \
+        "Edit by instruction"
+    assert page.locator(".pg-edit-instruction input").input_value() == "turn it into a 3"
+    page.wait_for_function("() => document.querySelector('.pg-edit-message').innerText.includes('Done in')")
+    page.screenshot(path=ARTEFACTS / "edit_tab_gallery_example.png")
+    tab(page, "Gallery")
+    before = src(page, ".pg-text-result")
     page.locator(".pg-gallery-text-1").click()
-    page.wait_for_function("() => document.querySelector('.pg-text-message').innerText.includes('leaning right')"
-                           " || document.querySelector('.pg-text-message').innerText.includes('4 digits in')")
+    page.wait_for_function("([old]) => document.querySelector('.pg-text-result').src != old", arg=[before or ""])
     assert page.locator(".lm-TabBar-tab.lm-mod-current, .p-TabBar-tab.p-mod-current").inner_text() == "Text to image"
-    assert page.locator(".pg-text-prompt input").input_value() == "a small 2 leaning right"
+    assert page.locator(".pg-text-prompt input").input_value() == "a thin eight"
 
 
 def test_about_tab_has_the_maths_and_measured_figures(page):
     tab(page, "About")
     text = page.locator(".pg-app").inner_text()
-    assert "InstructPix2Pix" in text and "99.2%" in text and "376 k" in text
+    assert "InstructPix2Pix" in text and "376 k" in text
+    assert "99.4%" in text and "90.7%" in text and "5266 pairs" in text  # lesson 7's and lesson 9's measures
     page.screenshot(path=ARTEFACTS / "about_tab.png")
