@@ -29,7 +29,7 @@ import torch
 from . import course
 from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
-from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION
+from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
 from .guidance import check_guidance_scale
 from .pipelines.instruct import VARIANTS
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
@@ -430,8 +430,6 @@ def cmd_sample(args) -> None:
 
 def cmd_p2p(args) -> None:
     """`diffusionlab p2p`: {"source", "edited", "baseline"}, each (N, 1, 28, 28) in [0, 1]."""
-    from .editing.prompt_to_prompt import edit_prompt
-
     check_writable(args.out, "--out", "p2p.pt")
     if args.png:
         check_writable(args.png, "--png", "p2p.png")
