@@ -71,3 +71,10 @@ def test_bad_options_are_one_line_errors(capsys, args, message):
 def test_p2p_refuses_an_unwritable_out_before_sampling(tmp_path, capsys):
     assert cli.main(["p2p", "--prompt", "a seven", "--edit", "a two", "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_p2p_defaults_are_the_course_settings():
+    from diffusionlab.editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION
+
+    args = cli.build_parser().parse_args(["p2p", "--prompt", "a thick seven", "--edit", "a thin seven"])
+    assert (args.cross_steps, args.self_steps) == (CROSS_FRACTION, SELF_FRACTION)
