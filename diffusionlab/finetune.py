@@ -22,7 +22,7 @@ The checkpoint (model name "text-printed") keeps the vocabulary and the LoRA ran
 model, loads the EMA weights and merges the LoRA update into the base weights (`merge_lora`), so the
 fine-tuned model samples as fast as the original:
 
-    pipe, history = finetune_text(steps=300, lora=4, checkpoint="checkpoints/text-printed.pt")
+    pipe, history = finetune_text(steps=1000, lora=4, checkpoint="checkpoints/text-printed.pt")
     pipe = load("checkpoints/text-printed.pt")
     pipe.sample(["a printed seven", "a seven"], guidance_scale=3.0)     # printed, and still handwritten
 """
@@ -61,9 +61,12 @@ class FinetuneRecipe:
     n_images: int = 500  # printed digits in the training set (make_printed's seed: data_seed)
     data_seed: int = 0
     prior_images: int = 500  # handwritten training digits mixed in with lesson 7's captions (0: printed only)
-    lr: float = 2e-4  # full fine-tuning
+    # measured on 500 printed + 500 handwritten digits, 1000 steps (benchmarks/prompt_to_prompt.py): full at 2e-4
+    # for 300 steps left the new word unlearnt ("a printed seven" drew what "a seven" draws); at 1e-3, 87% of
+    # "a printed {d}" read right, FD 45 to printed digits against 399 for "a {d}"
+    lr: float = 1e-3  # full fine-tuning
     scratch_lr: float = 2e-3  # from scratch: lesson 7's rate
-    lora_lr: float = 2e-3  # LoRA: only the small matrices and the new words move
+    lora_lr: float = 5e-3  # LoRA: only the small matrices and the new words move (1e-2 gave the same)
     lora_alpha: float | None = None  # None: alpha = rank, an update scale of 1
     batch_size: int = 64
     ema_decay: float = 0.99  # a short run: a short EMA
