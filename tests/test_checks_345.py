@@ -1,7 +1,6 @@
 """The exercise checks of lessons 3 to 5: each passes on the package's reference and names the
 exercise when given a wrong function or an unfinished one (NotImplementedError)."""
 
-import re
 
 import pytest
 import torch
@@ -10,9 +9,7 @@ from diffusionlab import checks, editing, guidance, samplers
 from diffusionlab.checks import ExerciseError
 from diffusionlab.filters import gaussian_blur
 
-
-def not_done(*args):
-    raise NotImplementedError()
+import exercise_checks  # tests/exercise_checks.py: what every exercise check must do
 
 
 def drop_inverted(y, p_uncond, null_class, generator=None):
@@ -86,29 +83,9 @@ CASES = [
      [lambda x, s: (gaussian_blur(x, s), x),  # high is not what is left
       lambda x, s: (x - gaussian_blur(x, s), gaussian_blur(x, s))]),  # swapped
 ]
-IDS = [c[0].__name__ for c in CASES]
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_reference_passes(check, reference, wrong, capsys):
-    check(reference)
-    assert capsys.readouterr().out.startswith("PASS ")
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_wrong_answers_fail(check, reference, wrong):
-    exercise = check.__name__.removeprefix("check_")
-    for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
-            check(fn)
-        # the failing case is named by its inputs (drop_labels' own messages name p_uncond)
-        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)) or "p_uncond=" in str(failure.value), failure.value
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_unfinished_exercise(check, reference, wrong):
-    with pytest.raises(ExerciseError, match="not done yet"):
-        check(not_done)
+# drop_labels' own messages name the failing case by p_uncond
+test_reference_passes, test_wrong_answers_fail_naming_the_exercise_and_the_case, test_unfinished_exercise = (
+    exercise_checks.contract_tests(CASES, also_naming="p_uncond="))
 
 
 def test_other_random_draws_pass(capsys):

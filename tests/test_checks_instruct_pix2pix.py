@@ -2,7 +2,6 @@
 notebook writes them, and names the exercise and the failing case's inputs when given a typical wrong answer or an
 unfinished one (NotImplementedError)."""
 
-import re
 
 import pytest
 import torch
@@ -13,9 +12,7 @@ from diffusionlab.guidance import dual_cfg_combine
 from diffusionlab.models.instruct import drop_conditions
 from diffusionlab.pairs import DIGIT_MARGIN, MOVE_MARGIN, directional_test
 
-
-def not_done(*args):
-    raise NotImplementedError()
+import exercise_checks  # tests/exercise_checks.py: what every exercise check must do
 
 
 # --- drop_conditions: the solution written out, and wrong answers ---
@@ -99,28 +96,8 @@ CASES = [
       lambda *a: directional_written_out(*a, one_margin=True), lambda *a: directional_written_out(*a, read_out=True),
       lambda *a: directional_written_out(*a)[0]]),  # the direction only, not the verdict
 ]
-IDS = [c[0].__name__ for c in CASES]
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_reference_passes(check, reference, wrong, capsys):
-    check(reference)
-    assert capsys.readouterr().out.startswith("PASS ")
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_wrong_answers_fail_naming_the_exercise_and_the_case(check, reference, wrong):
-    exercise = check.__name__.removeprefix("check_")
-    for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
-            check(fn)
-        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)), failure.value
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_unfinished_exercise(check, reference, wrong):
-    with pytest.raises(ExerciseError, match="not done yet"):
-        check(not_done)
+test_reference_passes, test_wrong_answers_fail_naming_the_exercise_and_the_case, test_unfinished_exercise = (
+    exercise_checks.contract_tests(CASES))
 
 
 def test_written_out_solutions_pass(capsys):

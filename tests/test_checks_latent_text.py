@@ -2,7 +2,6 @@
 failing case's inputs, when given a typical wrong answer or an unfinished one (NotImplementedError)."""
 
 import math
-import re
 
 import pytest
 import torch
@@ -13,9 +12,7 @@ from diffusionlab.guidance import text_guided_eps
 from diffusionlab.models.vae import kl_divergence, reparameterize
 from diffusionlab.schedules import NoiseSchedule
 
-
-def not_done(*args):
-    raise NotImplementedError()
+import exercise_checks  # tests/exercise_checks.py: what every exercise check must do
 
 
 # --- reparameterize: wrong answers ---
@@ -116,28 +113,8 @@ CASES = [
      lambda unet, zt, t, c, nc, w: text_guided_eps(unet, NoiseSchedule(1000, "cosine"), "eps", c, nc, w)(zt, t),
      [negative_eps_reversed, negative_eps_subtracted, negative_eps_ignored]),
 ]
-IDS = [c[0].__name__ for c in CASES]
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_reference_passes(check, reference, wrong, capsys):
-    check(reference)
-    assert capsys.readouterr().out.startswith("PASS ")
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_wrong_answers_fail_naming_the_exercise_and_the_case(check, reference, wrong):
-    exercise = check.__name__.removeprefix("check_")
-    for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
-            check(fn)
-        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)), failure.value
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_unfinished_exercise(check, reference, wrong):
-    with pytest.raises(ExerciseError, match="not done yet"):
-        check(not_done)
+test_reference_passes, test_wrong_answers_fail_naming_the_exercise_and_the_case, test_unfinished_exercise = (
+    exercise_checks.contract_tests(CASES))
 
 
 def test_written_out_solutions_pass(capsys):

@@ -2,7 +2,6 @@
 student would, and names the exercise and the failing case's inputs when given a typical wrong answer or an
 unfinished one (NotImplementedError)."""
 
-import re
 
 import pytest
 from diffusionlab import checks
@@ -10,9 +9,7 @@ from diffusionlab.checks import ExerciseError
 from diffusionlab.editing.prompt_to_prompt import Reweight
 from diffusionlab.models.lora import LoRALinear
 
-
-def not_done(*args):
-    raise NotImplementedError()
+import exercise_checks  # tests/exercise_checks.py: what every exercise check must do
 
 
 # --- replace_cross: the answer written out, and wrong answers ---
@@ -139,28 +136,8 @@ CASES = [
      [reweight_renormalised, reweight_query_axis, reweight_others, reweight_added]),
     (checks.check_lora_linear, lora_linear, [lora_scale_alpha, lora_no_base, lora_no_bias, lora_only_base]),
 ]
-IDS = [c[0].__name__ for c in CASES]
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_reference_passes(check, reference, wrong, capsys):
-    check(reference)
-    assert capsys.readouterr().out.startswith("PASS ")
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_wrong_answers_fail_naming_the_exercise_and_the_case(check, reference, wrong):
-    exercise = check.__name__.removeprefix("check_")
-    for fn in wrong:
-        with pytest.raises(ExerciseError, match=f"Exercise '{exercise}'") as failure:
-            check(fn)
-        assert re.search(r"case \d+ of \d+ \(\w+", str(failure.value)), (fn.__name__, failure.value)
-
-
-@pytest.mark.parametrize("check, reference, wrong", CASES, ids=IDS)
-def test_unfinished_exercise(check, reference, wrong):
-    with pytest.raises(ExerciseError, match="not done yet"):
-        check(not_done)
+test_reference_passes, test_wrong_answers_fail_naming_the_exercise_and_the_case, test_unfinished_exercise = (
+    exercise_checks.contract_tests(CASES))
 
 
 def test_written_out_answers_pass_and_the_package_layer_is_the_reference(capsys):
