@@ -5,24 +5,13 @@ import torch
 from PIL import Image, ImageDraw
 
 from diffusionlab import cli
-from diffusionlab.models.text_encoder import TextEncoderConfig
-from diffusionlab.models.unet import UNetConfig
-from diffusionlab.models.vae import VAEConfig
 from diffusionlab.pairs import load_pairs
-from diffusionlab.pipelines import latent
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_latent):
     """Tiny VAE and text model, pairs made by `make-pairs`, and a pix2pix model trained on them by `train pix2pix`."""
-    d = tmp_path_factory.mktemp("cli_pix2pix")
-    latent.train_vae(steps=1, batch_size=16, limit=32, recipe=latent.VAERecipe(config=VAEConfig(channels=(8, 8, 16))),
-                     checkpoint=d / "vae.pt", progress=False)
-    recipe = latent.TextRecipe(unet=UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16),
-                                               attention=(False, True), context_dim=16, heads=2),
-                               text=TextEncoderConfig(width=16, heads=2, layers=1))
-    latent.train_text(steps=1, batch_size=16, limit=32, vae=d / "vae.pt", recipe=recipe, checkpoint=d / "text.pt",
-                      progress=False)
+    d = tiny_latent("cli_pix2pix")
     models = ["--vae", str(d / "vae.pt")]
     assert cli.main(["make-pairs", "--n", "2", "--exact", "12", "--steps", "2", "--samples-per-prompt", "1",
                      "--checkpoint", str(d / "text.pt"), "--out", str(d / "pairs.pt"), *models]) == 0

@@ -4,22 +4,11 @@ import pytest
 import torch
 
 from diffusionlab import cli
-from diffusionlab.models.text_encoder import TextEncoderConfig
-from diffusionlab.models.unet import UNetConfig
-from diffusionlab.models.vae import VAEConfig
-from diffusionlab.pipelines import latent
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    d = tmp_path_factory.mktemp("p2p")
-    latent.train_vae(steps=1, batch_size=16, limit=32, recipe=latent.VAERecipe(config=VAEConfig(channels=(8, 8, 16))),
-                     checkpoint=d / "vae.pt", progress=False)
-    recipe = latent.TextRecipe(unet=UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16),
-                                               attention=(False, True), context_dim=16, heads=2),
-                               text=TextEncoderConfig(width=16, heads=2, layers=1))
-    latent.train_text(steps=1, batch_size=16, limit=32, vae=d / "vae.pt", recipe=recipe, checkpoint=d / "text.pt",
-                      progress=False)
+def tiny(tiny_latent):
+    d = tiny_latent("p2p")
     return ["--checkpoint", str(d / "text.pt"), "--vae", str(d / "vae.pt"), "--steps", "2"]
 
 

@@ -8,23 +8,14 @@ from PIL import Image, ImageDraw
 from diffusionlab import pairs
 from diffusionlab.editing.img2img import sdedit_start
 from diffusionlab.instructions import read_instruction
-from diffusionlab.models.text_encoder import TextEncoderConfig
-from diffusionlab.models.unet import UNetConfig
-from diffusionlab.models.vae import VAEConfig
 from diffusionlab.pipelines import instruct, latent
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_latent):
     """A tiny VAE and text model (one training step each), and 16 exact pairs."""
-    d = tmp_path_factory.mktemp("pix2pix")
-    latent.train_vae(steps=1, batch_size=16, limit=32, recipe=latent.VAERecipe(config=VAEConfig(channels=(8, 8, 16))),
-                     checkpoint=d / "vae.pt", progress=False)
-    recipe = latent.TextRecipe(unet=UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16),
-                                               attention=(False, True), context_dim=16, heads=2),
-                               text=TextEncoderConfig(width=16, heads=2, layers=1))
-    base, _ = latent.train_text(steps=1, batch_size=16, limit=32, vae=d / "vae.pt", recipe=recipe,
-                                checkpoint=d / "text.pt", progress=False)
+    d = tiny_latent("pix2pix")
+    base = latent.load(d / "text.pt", vae=d / "vae.pt")
     data = pairs.make_pairs(0, n_exact=16, seed=0, out=d / "pairs.pt", progress=False,
                             score_fn=lambda a, b, t: {"accepted": torch.ones(len(t), dtype=torch.bool)})
     return {"dir": d, "base": base, "pairs": data}
