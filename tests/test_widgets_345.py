@@ -18,6 +18,8 @@ from diffusionlab import course, widgets
 from diffusionlab.schedules import NoiseSchedule
 from diffusionlab.models.unet import UNet, UNetConfig
 
+from widget_helpers import changes  # tests/widget_helpers.py
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -31,14 +33,6 @@ def model():
 def _close_figures():
     yield
     plt.close("all")
-
-
-def changes(explorer, name, value, key=None):
-    before = explorer.render()
-    explorer.controls[name].value = value  # the observer redraws
-    after = explorer.last
-    pick = (lambda r: r[key]) if key else (lambda r: r)
-    return before is not after and not torch.equal(pick(before), pick(after))
 
 
 @pytest.mark.parametrize("name, value", [("digit", 7), ("guidance_scale", 6.0), ("seed", 5)])

@@ -16,6 +16,8 @@ from diffusionlab.models.vae import VAE, VAEConfig
 from diffusionlab.pipelines.latent import LatentDiffusion, TextToLatent
 from diffusionlab.schedules import NoiseSchedule
 
+from widget_helpers import changes  # tests/widget_helpers.py
+
 
 @pytest.fixture(scope="module")
 def pipe():
@@ -34,13 +36,6 @@ def pipe():
 def _close_figures():
     yield
     plt.close("all")
-
-
-def changes(explorer, name, value, key):
-    before = explorer.render()
-    explorer.controls[name].value = value  # the observer redraws
-    after = explorer.last
-    return before is not after and not torch.equal(before[key], after[key])
 
 
 @pytest.mark.parametrize("name, value", [("prompt", "a thin 2 leaning left"), ("negative_prompt", "a thick seven"),

@@ -18,6 +18,8 @@ from diffusionlab.pipelines.latent import DEFAULT_TEXT_GUIDANCE, LatentDiffusion
 from diffusionlab.schedules import NoiseSchedule
 from diffusionlab.utils import make_generator
 
+from widget_helpers import changes  # tests/widget_helpers.py
+
 STEPS = 4
 
 
@@ -43,13 +45,6 @@ def pipe():
 def _close_figures():
     yield
     plt.close("all")
-
-
-def changes(explorer, name, value, key):
-    before = explorer.render()
-    explorer.controls[name].value = value  # the observer redraws
-    after = explorer.last
-    return before is not after and not torch.equal(before[key], after[key])
 
 
 def test_sample_with_maps_keeps_every_step_and_layer_and_draws_what_sample_draws(pipe):
