@@ -48,13 +48,13 @@ from ..editing.img2img import check_strength, sdedit_start
 from ..guidance import check_dual_scales, instruct_guided_eps
 from ..instructions import INSTRUCTION_VOCAB, read_instruction
 from ..models.instruct import P_DROP, add_image_channels, drop_conditions
-from ..models.text_encoder import TextEncoder, TextEncoderConfig, Tokenizer
-from ..models.unet import UNet, UNetConfig
+from ..models.text_encoder import TextEncoderConfig, Tokenizer
+from ..models.unet import UNetConfig
 from ..models.unet import config_dict as unet_config_dict
 from ..samplers import SAMPLERS, sample
 from ..schedules import NoiseSchedule
 from ..train import train
-from .latent import CHECKPOINT_DIR, LatentDiffusion, _load_weights, check_same_vae, load_vae
+from .latent import CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, check_same_vae, load_vae
 from .latent import load as load_text
 
 MODEL_NAME = "pix2pix"
@@ -85,28 +85,17 @@ class InstructRecipe:
 INSTRUCT_RECIPE = InstructRecipe()
 
 
-class InstructModel(nn.Module):
+class InstructModel(TextToLatent):
     """The text encoder and the image-conditioned UNet: forward(zt, t, image_latent, tokens) -> (B, 4, 8, 8).
 
-    The UNet's input is cat([zt, image_latent], 1); `encode_text(tokens)` gives the context (B, L, D) once,
-    and `forward(..., context=...)` reuses it, as sampling does at every step.
+    Lesson 7's `TextToLatent` with the input image's latent beside the noisy one: the UNet's input is
+    cat([zt, image_latent], 1). `encode_text(tokens)` gives the context (B, L, D) once, and
+    `forward(..., context=...)` reuses it, as sampling does at every step.
     """
-
-    def __init__(self, unet_config: UNetConfig, text_config: TextEncoderConfig):
-        super().__init__()
-        if unet_config.context_dim != text_config.width:
-            raise ValueError(f"the UNet's context_dim ({unet_config.context_dim}) must equal the text encoder's "
-                             f"width ({text_config.width})")
-        self.text_encoder = TextEncoder(text_config)
-        self.unet = UNet(unet_config)
-        self.config = unet_config
 
     @property
     def image_channels(self) -> int:
         return self.config.in_channels - self.config.out_channels
-
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.text_encoder(tokens)  # (B, L, D)
 
     def forward(self, zt: torch.Tensor, t: torch.Tensor, image_latent: torch.Tensor, tokens: torch.Tensor | None = None,
                 context: torch.Tensor | None = None) -> torch.Tensor:
