@@ -31,21 +31,19 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
 from . import printed
 from .captions import ATTRIBUTES, make_captions
-from .checkpoints import load_checkpoint
 from .data import load_mnist
 from .models.instruct import grow_token_embedding
 from .models.lora import add_lora, count_trainable, merge_lora
 from .models.text_encoder import TextEncoderConfig, Tokenizer
 from .models.unet import UNetConfig
 from .models.unet import config_dict as unet_config_dict
-from .pipelines.latent import (CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, captioned_diffusion_loss,
-                               check_same_vae, latent_training_data, load_vae)
+from .pipelines.latent import (LatentDiffusion, TextToLatent, _load_weights, captioned_diffusion_loss,
+                               latent_training_data, read_checkpoint)
 from .pipelines.latent import load as load_text
 from .schedules import NoiseSchedule
 from .train import train
@@ -219,10 +217,7 @@ def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bo
 
 def load(checkpoint=None, vae=None, device=None) -> LatentDiffusion:
     """A fine-tuned text model (default: the shipped text-printed.pt), LoRA merged, with its vocabulary."""
-    path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / f"{MODEL_NAME}.pt"
-    state = load_checkpoint(path, MODEL_NAME)
-    vae = vae if hasattr(vae, "decode_latents") else load_vae(vae)
-    check_same_vae(vae, state, path)
+    path, state, vae = read_checkpoint(checkpoint, MODEL_NAME, vae)
     text_config = TextEncoderConfig(**state["text_config"])
     model = TextToLatent(UNetConfig(**state["unet_config"]), text_config)
     if state.get("lora_rank"):

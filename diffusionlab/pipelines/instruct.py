@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from ..captions import DIGIT_WORDS, WORDS, _article, words
-from ..checkpoints import load_checkpoint
 from ..editing.img2img import check_strength, sdedit_start
 from ..guidance import check_dual_scales, instruct_guided_eps
 from ..instructions import INSTRUCTION_VOCAB, read_instruction
@@ -54,7 +53,7 @@ from ..models.unet import config_dict as unet_config_dict
 from ..samplers import SAMPLERS, sample
 from ..schedules import NoiseSchedule
 from ..train import train
-from .latent import CHECKPOINT_DIR, LatentDiffusion, TextToLatent, _load_weights, check_same_vae, load_vae
+from .latent import LatentDiffusion, TextToLatent, _load_weights, read_checkpoint
 from .latent import load as load_text
 
 MODEL_NAME = "pix2pix"
@@ -409,10 +408,7 @@ def load(checkpoint=None, vae=None, text=None, device=None) -> InstructPix2Pix:
     """InstructPix2Pix from `checkpoint` (default: the shipped pix2pix.pt) with the VAE it was trained on (`vae`:
     a VAE, a path, or None for the shipped vae.pt). `text`: the lesson-7 model of the img2img baseline (a
     LatentDiffusion or a path; None: the one the checkpoint names, else the shipped text.pt), loaded when used."""
-    path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / f"{MODEL_NAME}.pt"
-    state = load_checkpoint(path, MODEL_NAME)
-    vae = vae if hasattr(vae, "decode_latents") else load_vae(vae)
-    check_same_vae(vae, state, path)
+    path, state, vae = read_checkpoint(checkpoint, MODEL_NAME, vae)
     text_config = TextEncoderConfig(**state["text_config"])
     model = InstructModel(UNetConfig(**state["unet_config"]), text_config)
     _load_weights(model, state, path, MODEL_NAME)

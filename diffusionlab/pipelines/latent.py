@@ -330,10 +330,7 @@ def train_text(steps: int | None = None, minutes: float | None = None, checkpoin
 def load(checkpoint=None, vae=None, device=None) -> "LatentDiffusion":
     """The latent text-to-image model: from `checkpoint` (default: the shipped text.pt) with the VAE it was
     trained on (`vae`: a VAE, a path, or None for the shipped vae.pt)."""
-    path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / "text.pt"
-    state = load_checkpoint(path, "text")
-    vae = vae if isinstance(vae, VAE) else load_vae(vae)
-    check_same_vae(vae, state, path)
+    path, state, vae = read_checkpoint(checkpoint, "text", vae)
     text_config = TextEncoderConfig(**state["text_config"])
     model = TextToLatent(UNetConfig(**state["unet_config"]), text_config)
     _load_weights(model, state, path, "text")
@@ -341,6 +338,17 @@ def load(checkpoint=None, vae=None, device=None) -> "LatentDiffusion":
     pipe = LatentDiffusion(vae, model, NoiseSchedule(**state["schedule"]), Tokenizer(max_length=text_config.max_length),
                            state.get("prediction", "eps"))
     return pipe.to(device or "cpu")
+
+
+def read_checkpoint(checkpoint, name: str, vae=None) -> tuple[Path, dict, VAE]:
+    """(path, state, vae) for a model on the VAE's latents (text, text-printed, pix2pix): `checkpoint`, or the
+    shipped `name`.pt when None, and the VAE it was trained on (`vae`: a VAE, a path, or None for the shipped
+    vae.pt; a VAE with another scale factor is refused by `check_same_vae`)."""
+    path = Path(checkpoint) if checkpoint is not None else CHECKPOINT_DIR / f"{name}.pt"
+    state = load_checkpoint(path, name)
+    vae = vae if hasattr(vae, "decode_latents") else load_vae(vae)
+    check_same_vae(vae, state, path)
+    return path, state, vae
 
 
 def check_same_vae(vae: VAE, state: dict, path) -> None:
