@@ -482,8 +482,8 @@ def subset_pairs(path, n: int, out, seed: int = 0) -> dict:
     same format: the small sample the course ships for lesson 9's fast mode. Returns the saved dict."""
     from .checkpoints import save_checkpoint
 
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    load_pairs(path)  # the same checks and messages
+    load_pairs(path)  # the same checks and messages: a missing or foreign file is named before it is read here
+    data = torch.load(path, map_location="cpu", weights_only=True)  # the images as stored, uint8
     N = len(data["inputs"])
     if not 0 < n <= N:
         raise ValueError(f"n must be from 1 to the {N} pairs of {path}, got {n}")
