@@ -163,3 +163,18 @@ def test_ddpm_step_check_needs_t_prev():
 
     with pytest.raises(ExerciseError, match="case 6"):
         checks.check_ddpm_step(always_t_minus_1)
+
+
+def test_yours_or_reference_uses_the_students_function_only_once_it_passes(capsys):
+    def unfinished(x, sigma, generator=None):
+        raise NotImplementedError()
+
+    def wrong(x, sigma, generator=None):
+        return x
+
+    assert checks.yours_or_reference(checks.check_add_noise, unfinished, losses.add_noise) is losses.add_noise
+    assert "not done yet" in capsys.readouterr().out
+    assert checks.yours_or_reference(checks.check_add_noise, wrong, losses.add_noise) is losses.add_noise
+    assert "Using the package's add_noise" in capsys.readouterr().out
+    assert checks.yours_or_reference(checks.check_add_noise, losses.add_noise, wrong) is losses.add_noise
+    assert capsys.readouterr().out.startswith("Using your")

@@ -5,7 +5,7 @@ One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent
 every name is also available here, so a notebook writes `checks.check_add_noise(add_noise)`.
 """
 
-from .common import ExerciseError, compare, describe, others_as_references, seeded  # noqa: F401
+from .common import ExerciseError, compare, describe, others_as_references, seeded, yours_or_reference  # noqa: F401
 from .denoising import check_add_noise, check_denoiser_loss, check_res_block  # noqa: F401
 from .ddpm import check_cosine_schedule, check_ddpm_step, check_q_sample  # noqa: F401
 from .guidance import NULL_CLASS, check_cfg_combine, check_drop_labels  # noqa: F401

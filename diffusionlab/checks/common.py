@@ -5,13 +5,15 @@ verdict that does not depend on the machine, so nbval can compare it with the ve
 the lesson. A wrong answer raises `ExerciseError`, naming the exercise, the first case that differs and
 that case's inputs; an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
 `others_as_references` makes the other exercises a student's function calls by name the package's own
-while it runs, so a mistake in one exercise cannot fail the next.
+while it runs, so a mistake in one exercise cannot fail the next. `yours_or_reference` lets the cells after an
+exercise use the student's own function once its check passes, and the package's until then.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -42,6 +44,22 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
         expected = reference_fn(*make_args())
         _assert_close(f"Exercise '{exercise}', {case}", got, expected, atol, rtol)
     print(f"PASS {exercise}: matches the reference on {len(cases)} seeded cases.")
+
+
+def yours_or_reference(check: Callable[[Callable], None], student_fn: Callable, reference_fn: Callable) -> Callable:
+    """The student's function if `check(student_fn)` passes, else the package's `reference_fn`; says which.
+
+    Used after an exercise, so that the student's own code makes the pictures that follow, while an unfinished
+    or wrong exercise does not stop the rest of the lesson from running."""
+    name = getattr(reference_fn, "__name__", "function")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            check(student_fn)
+    except ExerciseError as error:
+        print(f"Using the package's {name} for now ({str(error).splitlines()[0]})")
+        return reference_fn
+    print(f"Using your {name}: it passes its check.")
+    return student_fn
 
 
 @contextlib.contextmanager
