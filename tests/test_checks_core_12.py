@@ -225,3 +225,28 @@ def test_unet_forward_is_its_blocks_written_out():
         for level in model.up:
             h = level(h, skips.pop(), emb)
         assert torch.equal(model.out(h), model(x, t))
+
+
+def test_swap_res_blocks_gives_the_same_network_with_the_students_blocks():
+    torch.manual_seed(0)
+    model = unet.UNet(unet.UNetConfig(channels=(8, 16), attention=(False, True))).eval()
+    torch.nn.init.normal_(model.out[-1].weight, std=0.1)
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 700])
+    with torch.no_grad():
+        before = model(x, t)
+        unet.swap_res_blocks(model, ReferenceTimeBlock)
+        assert torch.equal(model(x, t), before)
+        n = sum(type(m) is ReferenceTimeBlock for m in model.modules())
+        assert n == 5 and not any(type(m) is unet.ResBlock for m in model.modules())  # 2 down, mid, 2 up
+        unet.swap_res_blocks(model, ScaleWithoutOne)  # only ResBlocks are swapped: the subclasses stay
+        assert torch.equal(model(x, t), before)
+
+
+def test_ddpm_step_check_needs_the_clipped_x0_hat():
+    """The step is written with the posterior mean of x0_hat clipped to [-1, 1]: the eps form, which cannot clip,
+    fails (it is the same step only where x0_hat is within [-1, 1])."""
+    def eps_form(schedule, eps, t, t_prev, xt, noise):
+        return samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None, noise=noise)[0]
+
+    with pytest.raises(ExerciseError, match=r"Exercise 'ddpm_step', case 1 of 7"):
+        checks.check_ddpm_step(eps_form)

@@ -30,14 +30,15 @@ def reference_diffusion_loss(model, x0, y, generator, schedule):
 
 
 def reference_ddpm_step(schedule, eps, t, t_prev, xt, noise):
-    """One step of Algorithm 2 from t to t_prev with the given noise z (`samplers.ddpm_step`, no clipping)."""
-    return ddpm_step(schedule, eps, t, t_prev, xt, clip=None, noise=noise)[0]
+    """One step of Algorithm 2 from t to t_prev with the given noise z, x0_hat clipped to [-1, 1]
+    (`samplers.ddpm_step`)."""
+    return ddpm_step(schedule, eps, t, t_prev, xt, clip=1.0, noise=noise)[0]
 
 
 def reference_ddpm_sample(eps_fn, schedule, steps, xT, generator):
     """Algorithm 2 on the `steps` timesteps `samplers.ddim_timesteps(T, steps)`, from xT (`samplers.sample`,
-    sampler="ddpm", no clipping)."""
-    return sample(eps_fn, None, schedule, sampler="ddpm", steps=steps, xT=xT, generator=generator, clip=None,
+    sampler="ddpm"; its last step returns the clipped x0_hat, so its final clamp changes nothing)."""
+    return sample(eps_fn, None, schedule, sampler="ddpm", steps=steps, xT=xT, generator=generator, clip=1.0,
                   progress=False)
 
 
@@ -106,15 +107,17 @@ def check_diffusion_loss(student_fn: Callable) -> None:
 
 def check_ddpm_step(student_fn: Callable) -> None:
     """Lesson 2. student_fn(schedule, eps, t, t_prev, xt, noise) -> x_{t_prev}: one step of Algorithm 2 of DDPM
-    with sigma_t^2 = beta tilde_t and no noise at the last step, t_prev = -1 (compared with
-    `samplers.ddpm_step(..., clip=None)`)."""
+    written with the posterior q(x_{t_prev} | x_t, x0_hat), x0_hat clipped to [-1, 1], for any t_prev < t
+    (beta = 1 - alpha_bar_t / alpha_bar_{t_prev}), sigma^2 = beta tilde and no noise at the last step,
+    t_prev = -1 (compared with `samplers.ddpm_step(..., clip=1.0)`)."""
     def case(kind, t, t_prev, seed):
         schedule = NoiseSchedule(1000, kind)
         return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, t_prev, seeded(seed + 1, 2, 1, 28, 28),
                         seeded(seed + 2, 2, 1, 28, 28))
 
     cases = [case("cosine", 900, 899, 10), case("cosine", 500, 499, 20), case("linear", 300, 299, 30),
-             case("cosine", 1, 0, 40), case("cosine", 0, -1, 50), case("cosine", 500, 480, 60)]
+             case("cosine", 1, 0, 40), case("cosine", 0, -1, 50), case("cosine", 500, 480, 60),
+             case("cosine", 999, 749, 70)]
     compare("ddpm_step", student_fn, reference_ddpm_step, cases)
 
 
