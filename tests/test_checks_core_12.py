@@ -182,7 +182,9 @@ def test_checks_leave_the_global_rng_alone(check, reference):
 def test_yours_or_reference_falls_back_to_the_reference_loop(capsys):
     assert checks.yours_or_reference(checks.check_ddpm_sample, loop_stops_at_t0,
                                      checks.reference_ddpm_sample) is checks.reference_ddpm_sample
-    assert "Using the package's reference_ddpm_sample" in capsys.readouterr().out
+    assert "Using the package's ddpm_sample for now (Exercise 'ddpm_sample', case 1 of 4" in capsys.readouterr().out
+    assert checks.yours_or_reference(checks.check_ddpm_sample, loop, checks.reference_ddpm_sample) is loop
+    assert capsys.readouterr().out == "Using your loop: it passes its check.\n"
 
 
 def test_up_block_check_names_the_parameters():

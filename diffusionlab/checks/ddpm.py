@@ -42,6 +42,12 @@ def reference_ddpm_sample(eps_fn, schedule, steps, xT, generator):
                   progress=False)
 
 
+# Named like the exercises, so that `yours_or_reference` says "the package's ddpm_step".
+for _fn, _name in ((reference_q_sample, "q_sample"), (reference_diffusion_loss, "diffusion_loss"),
+                   (reference_ddpm_step, "ddpm_step"), (reference_ddpm_sample, "ddpm_sample")):
+    _fn.__name__ = _name
+
+
 def check_q_sample(student_fn: Callable) -> None:
     """Lesson 2. student_fn(schedule, x0, t, eps) -> x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) eps."""
     def case(kind, t, seed):
