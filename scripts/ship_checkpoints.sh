@@ -16,12 +16,11 @@ OMP_NUM_THREADS=1 diffusionlab train vae --steps 700 --seed 0 --checkpoint check
 OMP_NUM_THREADS=1 diffusionlab train text --steps 4000 --seed 0 --vae checkpoints/vae.pt --checkpoint checkpoints/text.pt
 # lesson 8: the text model fine-tuned on printed digits (full fine-tuning; LoRA is the lesson's comparison)
 OMP_NUM_THREADS=1 diffusionlab train finetune --base checkpoints/text.pt --vae checkpoints/vae.pt --data printed --steps 1000 --seed 0 --checkpoint checkpoints/text-printed.pt
-# lesson 9: the pairs drawn by the text model with prompt-to-prompt, then InstructPix2Pix trained on them; the
-# shipped model is trained to 4000 steps and then resumed to 8000 (past the warm-up the learning rate follows
-# the longer schedule from there on, so this is not the same run as --steps 8000 from the start)
+# lesson 9: the pairs drawn by the text model with prompt-to-prompt (all kinds of instruction, then digit changes
+# only: the filter keeps few digit changes, so they get prompts of their own), then InstructPix2Pix trained on both
 OMP_NUM_THREADS=1 diffusionlab make-pairs --n 2000 --seed 0 --checkpoint checkpoints/text.pt --vae checkpoints/vae.pt --out checkpoints/pairs.pt
-OMP_NUM_THREADS=1 diffusionlab train pix2pix --pairs checkpoints/pairs.pt --base checkpoints/text.pt --vae checkpoints/vae.pt --steps 4000 --seed 0 --checkpoint checkpoints/pix2pix.pt
-OMP_NUM_THREADS=1 diffusionlab train pix2pix --pairs checkpoints/pairs.pt --base checkpoints/text.pt --vae checkpoints/vae.pt --steps 8000 --seed 0 --checkpoint checkpoints/pix2pix.pt
+OMP_NUM_THREADS=1 diffusionlab make-pairs --n 1500 --kinds digit --exact 0 --seed 1 --checkpoint checkpoints/text.pt --vae checkpoints/vae.pt --out checkpoints/pairs_digit.pt
+OMP_NUM_THREADS=1 diffusionlab train pix2pix --pairs checkpoints/pairs.pt checkpoints/pairs_digit.pt --base checkpoints/text.pt --vae checkpoints/vae.pt --steps 8000 --seed 0 --checkpoint checkpoints/pix2pix.pt
 python -c 'from diffusionlab import pairs; pairs.subset_pairs("checkpoints/pairs.pt", 512, "data/pix2pix_pairs_sample.pt", seed=0)'
 for name in cond denoiser ddpm vae text text-printed pix2pix; do
   diffusionlab export "checkpoints/$name.pt" "$out/$name.pt"
