@@ -76,7 +76,8 @@ def clean_outputs(nb) -> None:
         for output in cell.outputs:
             text = progress_bar_text(output, state)
             if text is not None:
-                outputs.append(nbformat.v4.new_output("stream", name="stderr", text=text + "\n"))
+                # stdout: a notebook shows stderr on red, like an error
+                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
             else:
                 outputs.append(output)
                 if WIDGET_VIEW in output.get("data", {}):

@@ -88,7 +88,7 @@ def test_clean_outputs_writes_the_final_text_of_a_bar_and_drops_its_widgets():
     assert leftovers(nb)
     run_notebooks.clean_outputs(nb)
     outputs = nb.cells[0].outputs
-    assert [o.output_type for o in outputs] == ["stream", "stream"]
+    assert [(o.output_type, o.name) for o in outputs] == [("stream", "stdout"), ("stream", "stdout")]
     assert outputs[0].text == "training: 100% 60/60 [00:05<00:00, 11.2it/s, loss=0.0312]\n"
     assert outputs[1].text == "done\n"
     assert nb.metadata.widgets[run_notebooks.WIDGET_STATE]["state"] == {}
