@@ -31,6 +31,7 @@ from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
 from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
 from .guidance import check_guidance_scale
+from .instructions import KIND_WEIGHTS, KINDS
 from .pipelines.instruct import VARIANTS
 from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
 from .samplers import SAMPLERS
@@ -116,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft = t.add_argument_group("finetune (lesson 8) and pix2pix (lesson 9)")
     ft.add_argument("--base", default="text", help="the text model to start from: text (the shipped text.pt, else "
                     "checkpoints/text.pt) or the path of a text checkpoint")
-    ft.add_argument("--pairs", type=Path, help="pix2pix: the training pairs, a file of `diffusionlab make-pairs`")
+    ft.add_argument("--pairs", type=Path, nargs="+", help="pix2pix: the training pairs, one or more files of "
+                    "`diffusionlab make-pairs` (joined)")
     ft.add_argument("--data", choices=["printed"], default="printed",
                     help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "prompt) and pairs made by exact image operations on MNIST training digits, saved to one .pt.")
     mp.add_argument("--n", type=_positive_int, required=True, help="prompts for the text model")
     mp.add_argument("--exact", type=int, help="exact pairs from MNIST training digits (default: N; 0 for none)")
+    mp.add_argument("--kinds", nargs="+", choices=KINDS, help="only these kinds of instruction for the model pairs "
+                    f"(default: all, weighted {dict(zip(KINDS, KIND_WEIGHTS))})")
     mp.add_argument("--samples-per-prompt", type=_positive_int, default=4, help="image pairs sampled per prompt (4)")
     mp.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps per sample (default 20)")
     mp.add_argument("--seed", type=int, default=0)
@@ -473,7 +477,7 @@ def cmd_make_pairs(args) -> None:
     device = get_device(args.device)
     pipe = course.load("text", args.checkpoint or _text_checkpoint("text"), device, vae=args.vae)
     data = make_pairs(args.n, pipe, n_exact=args.exact, seed=args.seed, samples_per_prompt=args.samples_per_prompt,
-                      steps=args.steps, out=args.out)
+                      steps=args.steps, out=args.out, kinds=args.kinds)
     c = data["counts"]
     if "model" in c:
         m = c["model"]

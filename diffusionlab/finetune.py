@@ -15,7 +15,9 @@ hundred printed digits (`printed.make_printed`), captioned with new words ("a pr
      fresh caption for every image at every step (`pipelines.latent.captioned_diffusion_loss`), either
        full   every weight of the text encoder and the UNet moves (a small learning rate), or
        LoRA   (Hu et al. 2021, `models.lora`) everything is frozen except a rank-r update B A of the
-              attention projections to_q, to_k, to_v, to_out of every attention module, and the new words'
+              attention projections to_q, to_k, to_v, to_out of every attention module, a rank-2 update of
+              every 3 x 3 convolution of the UNet (the strokes are drawn there: attention alone reached 76.5%
+              of "a printed {d}" read right, against 90.0% for full fine-tuning), and the new words'
               embedding rows (the old rows are held: their gradient is zeroed), a few percent of the weights;
      or, for comparison, from scratch: a fresh model of the same shape trained on the printed set only.
 The checkpoint (model name "text-printed") keeps the vocabulary and the LoRA rank; `load` rebuilds the
@@ -38,7 +40,7 @@ from . import printed
 from .captions import ATTRIBUTES, make_captions
 from .data import load_mnist
 from .models.instruct import grow_token_embedding
-from .models.lora import add_lora, count_trainable, merge_lora
+from .models.lora import add_conv_lora, add_lora, count_trainable, merge_lora
 from .models.text_encoder import TextEncoderConfig, Tokenizer
 from .models.unet import UNetConfig
 from .models.unet import config_dict as unet_config_dict
@@ -66,6 +68,7 @@ class FinetuneRecipe:
     scratch_lr: float = 2e-3  # from scratch: lesson 7's rate
     lora_lr: float = 5e-3  # LoRA: only the small matrices and the new words move (1e-2 gave the same)
     lora_alpha: float | None = None  # None: alpha = rank, an update scale of 1
+    lora_conv_rank: int | None = 2  # LoRA also on the UNet's 3 x 3 convolutions, at this rank (None: attention only)
     batch_size: int = 64
     ema_decay: float = 0.99  # a short run: a short EMA
     warmup: int = 20
@@ -158,6 +161,8 @@ def prepare(base: LatentDiffusion, lora: int | None = None, from_scratch: bool =
     if lora is not None:
         add_lora(model.unet, lora, recipe.lora_alpha, generator=g)  # the UNet's self- and cross-attention
         add_lora(model.text_encoder, lora, recipe.lora_alpha, generator=g)  # and the text encoder's
+        if recipe.lora_conv_rank:
+            add_conv_lora(model.unet, recipe.lora_conv_rank, generator=g)  # and the UNet's convolutions
         hold_rows(model.text_encoder.token_emb, old)  # the new words learn their embeddings
     return pipe
 
@@ -201,6 +206,7 @@ def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bo
     meta = {"model_name": MODEL_NAME, "unet_config": unet_config_dict(model.config),
             "text_config": asdict(model.text_encoder.config), "vocab": list(tokenizer.vocab[2:]),
             "lora_rank": lora, "lora_alpha": recipe.lora_alpha, "from_scratch": from_scratch,
+            "lora_conv_rank": recipe.lora_conv_rank if lora is not None else None,
             "prediction": pipe.prediction, "schedule": {"T": schedule.T, "kind": schedule.kind},
             "vae_scale_factor": float(pipe.vae.scale_factor),
             "data": {"n_images": len(data["images"]), "prior_images": recipe.prior_images, "seed": recipe.data_seed}}
@@ -223,6 +229,8 @@ def load(checkpoint=None, vae=None, device=None) -> LatentDiffusion:
     if state.get("lora_rank"):
         add_lora(model.unet, state["lora_rank"], state.get("lora_alpha"))
         add_lora(model.text_encoder, state["lora_rank"], state.get("lora_alpha"))
+        if state.get("lora_conv_rank"):
+            add_conv_lora(model.unet, state["lora_conv_rank"])
     _load_weights(model, state, path, MODEL_NAME)
     merge_lora(model)
     model.eval().requires_grad_(False)

@@ -311,10 +311,10 @@ def generate_pairs(pipe: TextToImage, n_prompts: int, classifier: Classifier | N
                    samples_per_prompt: int = 4, keep_per_prompt: int = 4, steps: int = 20,
                    guidance_scale: float = 3.0, p_range: tuple[float, float] = (0.1, 0.9), batch_size: int = 64,
                    triplets: list[Triplet] | None = None, generator: torch.Generator | None = None,
-                   progress: bool = True, score_fn=None) -> dict:
+                   progress: bool = True, score_fn=None, kinds=None) -> dict:
     """The paired data set, as the paper makes it (sec. 3.1.2) with the course's models:
 
-    1. n_prompts triplets (`instructions.random_triplets`, or the given ones);
+    1. n_prompts triplets (`instructions.random_triplets`, of the given `kinds` or all; or the given triplets);
     2. for each, samples_per_prompt image pairs (`sample_pair`), each round of samples with its own
        p ~ U[p_range] (the fraction of steps with the source's attention), batch_size prompts at a time;
     3. the filter (`filter_pairs` with `classifier`, or score_fn(inputs, edited, triplets) -> {"accepted",
@@ -337,7 +337,8 @@ def generate_pairs(pipe: TextToImage, n_prompts: int, classifier: Classifier | N
     if not 0 <= lo <= hi <= 1:
         raise ValueError(f"p_range is (low, high) with 0 <= low <= high <= 1, got {p_range!r}")
     start_time = time.perf_counter()
-    triplets = list(triplets) if triplets is not None else random_triplets(n_prompts, generator)
+    if triplets is None:
+        triplets = random_triplets(n_prompts, generator) if kinds is None else random_triplets(n_prompts, generator, kinds)
     triplets = triplets[:n_prompts]
     inputs, edited, prompt_of, ps = [], [], [], []
     bar = tqdm(total=len(triplets) * samples_per_prompt, desc="image pairs", unit="pair", disable=not progress)
@@ -394,9 +395,9 @@ class LatentTextToImage:
 
 def make_pairs(n: int, pipe=None, classifier: Classifier | None = None, n_exact: int | None = None, seed: int = 0,
                samples_per_prompt: int = 4, keep_per_prompt: int = 4, steps: int = 20, guidance_scale: float = 3.0,
-               out=None, progress: bool = True, score_fn=None) -> dict:
-    """The lesson-9 training set: model pairs (`generate_pairs`: n prompts, prompt-to-prompt, the filter, at most
-    keep_per_prompt per prompt) and exact pairs (`exact_pairs` on n_exact random MNIST training digits, default
+               out=None, progress: bool = True, score_fn=None, kinds=None) -> dict:
+    """The lesson-9 training set: model pairs (`generate_pairs`: n prompts, of the given `kinds` or all, prompt-to-
+    prompt, the filter, at most keep_per_prompt per prompt) and exact pairs (`exact_pairs` on n_exact random MNIST training digits, default
     n, through the same filter). Reproducible from `seed`.
 
     pipe: a lesson-7 LatentDiffusion (or any `TextToImage`); None: the shipped text model.
@@ -429,7 +430,7 @@ def make_pairs(n: int, pipe=None, classifier: Classifier | None = None, n_exact:
         t2i = pipe if hasattr(pipe, "latent_shape") else LatentTextToImage(pipe)
         made = generate_pairs(t2i, n, samples_per_prompt=samples_per_prompt, keep_per_prompt=keep_per_prompt,
                               steps=steps, guidance_scale=guidance_scale, generator=g, progress=progress,
-                              score_fn=score)
+                              score_fn=score, kinds=kinds)
         parts.append((made["inputs"], made["edited"], made["triplets"], made["p"], "model"))
         counts["model"] = made["counts"]
     if n_exact > 0:
@@ -475,6 +476,23 @@ def load_pairs(path) -> dict:
     if not isinstance(data, dict) or data.get("kind") != "pairs":
         raise ValueError(f"{path} is not a pairs file; {how}")
     return {**data, "inputs": data["inputs"].float() / 127.5 - 1, "edited": data["edited"].float() / 127.5 - 1}
+
+
+def join_pairs(datasets: list[dict]) -> dict:
+    """Several pair sets (`load_pairs` dicts, e.g. a general `make-pairs` file and one with `--kinds digit`) as one:
+    the per-pair entries concatenated, "counts" and "seed" kept as a list of each set's."""
+    if not datasets:
+        raise ValueError("join_pairs needs at least one pairs dict")
+    if len(datasets) == 1:
+        return datasets[0]
+    out = {"counts": [d.get("counts") for d in datasets], "seed": [d.get("seed") for d in datasets], "kind": "pairs"}
+    for key in ("inputs", "edited", "targets", "p"):
+        if all(key in d for d in datasets):
+            out[key] = torch.cat([d[key] for d in datasets])
+    for key in ("instructions", "captions", "edited_captions", "kinds", "provenance"):
+        if all(key in d for d in datasets):
+            out[key] = [v for d in datasets for v in d[key]]
+    return out
 
 
 def subset_pairs(path, n: int, out, seed: int = 0) -> dict:

@@ -68,10 +68,10 @@ CASES = {  # check: (reference, a wrong answer, a stub); wrong answers are mista
         stub,
     ),
     "check_ddpm_step": (
-        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=1.0,
                                                                        noise=noise)[0],
         # noise added at the last step too
-        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=None,
+        lambda schedule, eps, t, t_prev, xt, noise: samplers.ddpm_step(schedule, eps, t, t_prev, xt, clip=1.0,
                                                                        noise=noise)[0]
         + (0.01 * noise if t_prev == -1 else 0),
         stub,
@@ -159,7 +159,7 @@ def test_checks_leave_the_global_rng_alone(name):
 def test_ddpm_step_check_needs_t_prev():
     """A step that always goes to t - 1 (beta_t from the table) misses the check's skipping case."""
     def always_t_minus_1(schedule, eps, t, t_prev, xt, noise):
-        return samplers.ddpm_step(schedule, eps, t, t - 1, xt, clip=None, noise=noise)[0]
+        return samplers.ddpm_step(schedule, eps, t, t - 1, xt, clip=1.0, noise=noise)[0]
 
     with pytest.raises(ExerciseError, match="case 6"):
         checks.check_ddpm_step(always_t_minus_1)

@@ -91,3 +91,12 @@ def test_train_pix2pix_needs_pairs(capsys):
     assert "--pairs" in capsys.readouterr().err
     assert cli.main(["train", "cond", "--pairs", "p.pt", "--steps", "1"]) == 2
     assert "option of `train pix2pix`" in capsys.readouterr().err
+
+
+def test_train_pix2pix_takes_several_pair_files(tiny, tmp_path, capsys):
+    d = tiny
+    args = ["train", "pix2pix", "--pairs", str(d / "pairs.pt"), str(d / "pairs.pt"), "--steps", "1", "--batch-size",
+            "4", "--base", str(d / "text.pt"), "--vae", str(d / "vae.pt"), "--checkpoint", str(tmp_path / "p.pt")]
+    assert cli.main(args) == 0
+    n = len(load_pairs(d / "pairs.pt")["inputs"])
+    assert torch.load(tmp_path / "p.pt", weights_only=True)["pairs"] == 2 * n

@@ -5,7 +5,7 @@ import torch
 
 from diffusionlab import finetune, printed
 from diffusionlab.models.attention import Attention
-from diffusionlab.models.lora import LoRALinear
+from diffusionlab.models.lora import LoRAConv2d, LoRALinear
 from diffusionlab.models.text_encoder import TextEncoderConfig, Tokenizer
 from diffusionlab.models.unet import UNetConfig
 from diffusionlab.models.vae import VAE, VAEConfig
@@ -60,6 +60,9 @@ def test_lora_starts_at_the_base_model_and_trains_a_few_percent_of_the_weights()
     wrapped = [m for m in lora.model.modules() if isinstance(m, LoRALinear)]
     attention = [m for m in base.model.modules() if isinstance(m, Attention)]  # the UNet's and the text encoder's
     assert len(wrapped) == 4 * len(attention)  # to_q, to_k, to_v, to_out of each
+    convs = [m for m in base.model.unet.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    conv_loras = [m for m in lora.model.unet.modules() if isinstance(m, LoRAConv2d)]
+    assert len(conv_loras) == len(convs) and all(m.rank == finetune.FINETUNE_RECIPE.lora_conv_rank for m in conv_loras)
     names = {n for n, p in lora.model.named_parameters() if p.requires_grad}
     assert names and all(n.endswith((".A", ".B")) or n == "text_encoder.token_emb.weight" for n in names)
     assert sum(p.numel() for p in lora.model.parameters() if p.requires_grad) < 0.2 * sum(

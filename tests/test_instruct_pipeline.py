@@ -294,3 +294,21 @@ def test_a_subset_of_pairs_is_a_pairs_file_of_the_same_rows(tiny, tmp_path):
     assert sub["subset"] == {"of": 16, "n": 5, "seed": 1}
     with pytest.raises(ValueError, match="n must be from 1 to the 16 pairs"):
         pairs.subset_pairs(src, 17, tmp_path / "x.pt")
+
+
+def test_pairs_of_chosen_kinds_and_training_on_two_files(tiny, tmp_path):
+    """`make-pairs --kinds digit` makes only digit changes; `train pix2pix --pairs A B` trains on both sets joined."""
+    accept_all = lambda a, b, t: {"accepted": torch.ones(len(t), dtype=torch.bool),  # noqa: E731
+                                  "direction": torch.ones(len(t))}
+    digits = pairs.make_pairs(6, tiny["base"], n_exact=0, kinds=["digit"], seed=1, samples_per_prompt=1, steps=2,
+                              out=tmp_path / "digits.pt", progress=False, score_fn=accept_all)
+    assert digits["kinds"] == ["digit"] * 6 and all(i != "" for i in digits["instructions"])
+    joined = instruct.load_pairs_for_training([tiny["dir"] / "pairs.pt", tmp_path / "digits.pt"])
+    n_first = len(tiny["pairs"]["instructions"])
+    assert len(joined["inputs"]) == len(joined["instructions"]) == len(joined["kinds"]) == n_first + 6
+    assert joined["instructions"][n_first:] == digits["instructions"]
+    assert torch.equal(joined["edited"][:n_first], pairs.load_pairs(tiny["dir"] / "pairs.pt")["edited"])
+    instruct.train_instruct([tiny["dir"] / "pairs.pt", tmp_path / "digits.pt"], base=tiny["dir"] / "text.pt",
+                            vae=tiny["dir"] / "vae.pt", steps=1, batch_size=4, checkpoint=tmp_path / "p.pt",
+                            progress=False)
+    assert torch.load(tmp_path / "p.pt", weights_only=True)["pairs"] == n_first + 6

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from diffusionlab.models.attention import attention_modules
-from diffusionlab.models.lora import LoRALinear, add_lora, count_trainable, lora_parameters, merge_lora
+from diffusionlab.models.lora import (LoRAConv2d, LoRALinear, add_conv_lora, add_lora, count_trainable, lora_parameters,
+                                      merge_lora)
 from diffusionlab.models.unet import UNet, UNetConfig
 
 CFG = UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(32, 64), attention=(True, True),
@@ -97,3 +98,37 @@ def test_cross_only_adapts_only_cross_attention_and_bad_input_is_refused():
         LoRALinear(nn.Linear(4, 3), rank=4)
     with pytest.raises(ValueError, match="no cross-attention"):
         add_lora(UNet(UNetConfig(channels=(8, 16), attention=(False, True), image_size=8)), cross_only=True)
+
+
+def test_a_conv_lora_is_the_base_convolution_plus_a_rank_r_update_that_merges_exactly():
+    base = nn.Conv2d(6, 5, 3, stride=2, padding=1)
+    lora = LoRAConv2d(base, rank=2, alpha=4, generator=torch.Generator().manual_seed(0))  # scale 2
+    x = torch.randn(3, 6, 9, 9)
+    assert torch.equal(lora(x), base(x))  # B = 0: the base convolution
+    with torch.no_grad():
+        lora.B.copy_(torch.randn(5, 2))
+    # the update is a convolution with the rank-r kernel B A, (c_out, c_in, 3, 3)
+    kernel = 2.0 * torch.einsum("or,rikl->oikl", lora.B, lora.A)
+    torch.testing.assert_close(lora(x) - base(x), nn.functional.conv2d(x, kernel, None, 2, 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lora.merged()(x), lora(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(TypeError, match="nn.Conv2d"):
+        LoRAConv2d(nn.Linear(3, 3))
+
+
+def test_conv_lora_adapts_every_3x3_convolution_and_merges_to_the_same_unet():
+    model = _random(UNet(CFG))
+    x, t, ctx = _inputs()
+    add_lora(model, rank=2, generator=torch.Generator().manual_seed(0))
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    wrapped = add_conv_lora(model, rank=2, generator=torch.Generator().manual_seed(1))
+    assert len(wrapped) == len(convs) and "stem" in wrapped
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert all(n.endswith((".A", ".B")) for n in trainable) and len(lora_parameters(model)) == len(trainable)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, LoRAConv2d):
+                m.B.normal_()
+    tuned = model(x, t, context=ctx)
+    assert merge_lora(model) == len(wrapped) + len(attention_modules(model)) * 4
+    assert not any(isinstance(m, (LoRALinear, LoRAConv2d)) for m in model.modules())
+    torch.testing.assert_close(model(x, t, context=ctx), tuned, atol=1e-4, rtol=1e-4)

@@ -51,14 +51,14 @@ def yours_or_reference(check: Callable[[Callable], None], student_fn: Callable, 
 
     Used after an exercise, so that the student's own code makes the pictures that follow, while an unfinished
     or wrong exercise does not stop the rest of the lesson from running."""
-    name = getattr(reference_fn, "__name__", "function")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             check(student_fn)
     except ExerciseError as error:
-        print(f"Using the package's {name} for now ({str(error).splitlines()[0]})")
+        print(f"Using the package's {getattr(reference_fn, '__name__', 'function')} for now "
+              f"({str(error).splitlines()[0]})")
         return reference_fn
-    print(f"Using your {name}: it passes its check.")
+    print(f"Using your {getattr(student_fn, '__name__', 'function')}: it passes its check.")
     return student_fn
 
 

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 
 from ..losses import add_noise, denoiser_loss
-from ..models.unet import ResBlock, UNet, UNetConfig
+from ..models.unet import ResBlock, UNet, UNetConfig, UpBlock
 from ..utils import make_generator
 from .common import ExerciseError, compare, others_as_references, seeded
 
@@ -53,6 +53,44 @@ def check_res_block(student_class: type) -> None:
     cases = [lambda c=c, seed=seed: (*c, seed) for c, seed in (((16, 16), 1), ((8, 16), 2), ((32, 16), 3))]
     with torch.no_grad(), torch.random.fork_rng():  # building blocks draws initial weights: keep the notebook's RNG
         compare("res_block", run(student_class), run(None), cases)
+
+
+def _random_parameters(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Every parameter of `module` random (GroupNorm scales near 1, the rest near 0), from `seed`."""
+    g = make_generator(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            scale = 1.0 if ".norm" in "." + name and name.endswith("weight") else 0.0
+            p.copy_(scale + 0.1 * torch.randn(p.shape, generator=g))
+    return module
+
+
+def check_up_block(student_class: type) -> None:
+    """Lesson 1. student_class(c_in, c_skip, c_out, groups) is a UNet up block: forward(h, skip) upsamples h
+    (B, c_in, H, W) to 2H x 2W (nearest neighbour), concatenates skip (B, c_skip, 2H, 2W) after it along the
+    channels and applies its residual block `block` (a `unet.ResBlock`). Compared with `unet.UpBlock`, with the
+    same random weights."""
+
+    def run(block_class):
+        def fn(c_in, c_skip, c_out, size, seed):
+            reference = _random_parameters(UpBlock(c_in, c_skip, c_out, None, 8), seed)
+            h, skip = seeded(seed + 100, 2, c_in, size, size), seeded(seed + 200, 2, c_skip, 2 * size, 2 * size)
+            if block_class is None:
+                return reference(h, skip)
+            block = block_class(c_in, c_skip, c_out, 8)
+            try:
+                block.load_state_dict(reference.state_dict())
+            except RuntimeError as err:
+                raise ExerciseError(f"Exercise 'up_block': the block's parameters must be named like unet.UpBlock's "
+                                    f"({str(err).splitlines()[-1].strip()})") from None
+            return block(h, skip)
+
+        return fn
+
+    cases = [lambda c=c, seed=seed: (*c, seed) for c, seed in (((32, 16, 16, 4), 1), ((16, 16, 16, 7), 2),
+                                                               ((64, 32, 32, 2), 3))]
+    with torch.no_grad(), torch.random.fork_rng():  # building blocks draws initial weights: keep the notebook's RNG
+        compare("up_block", run(student_class), run(None), cases)
 
 
 def check_denoiser_loss(student_fn: Callable) -> None:

@@ -8,6 +8,11 @@ layer learn instead of d_in d_out. After training the update merges into W (W' =
 the merged model is as fast as the original. As in the LoRA fine-tuning of Stable Diffusion
 (diffusers' train_text_to_image_lora.py), the adapted layers are the attention projections
 to_q, to_k, to_v and to_out of every attention module (`attention.Attention`).
+
+A style such as "printed" lives in the strokes, which our small UNet draws with its convolutions (they
+hold more than half its weights), so lesson 8 also adapts the 3 x 3 convolutions (`LoRAConv2d`, as the
+"LoCon" variant of LoRA for Stable Diffusion does): the update of a k x k convolution W (c_out, c_in, k, k)
+is B A with A a k x k convolution to r channels and B a 1 x 1 convolution back, r (c_in k k + c_out) numbers.
 """
 
 from __future__ import annotations
@@ -82,21 +87,78 @@ def add_lora(model: nn.Module, rank: int = 4, alpha: float | None = None, cross_
     return wrapped
 
 
+class LoRAConv2d(nn.Module):
+    """`base` (a frozen k x k nn.Conv2d) plus (alpha / rank) B(A(x)): A a k x k convolution from c_in to rank
+    channels (same stride and padding as base), B a 1 x 1 convolution from rank to c_out channels, zero at first."""
+
+    def __init__(self, base: nn.Conv2d, rank: int = 4, alpha: float | None = None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        if not isinstance(base, nn.Conv2d) or base.groups != 1:
+            raise TypeError(f"LoRAConv2d adapts an nn.Conv2d (groups=1), got {type(base).__name__}")
+        if not isinstance(rank, int) or not 1 <= rank <= min(base.in_channels, base.out_channels):
+            raise ValueError(f"rank must be an integer from 1 to min(c_in, c_out) = "
+                             f"{min(base.in_channels, base.out_channels)}, got {rank!r}")
+        self.base = base.requires_grad_(False)
+        self.rank = rank
+        self.alpha = float(rank if alpha is None else alpha)
+        self.scale = self.alpha / rank
+        w = base.weight  # (c_out, c_in, k, k)
+        fan_in = w[0].numel()  # c_in k k, the spread of a default convolution's weights, as in LoRALinear
+        A = torch.randn(rank, *w.shape[1:], generator=generator, device=generator.device if generator else None)
+        self.A = nn.Parameter((A / math.sqrt(fan_in)).to(device=w.device, dtype=w.dtype))  # (r, c_in, k, k)
+        self.B = nn.Parameter(torch.zeros(w.shape[0], rank, device=w.device, dtype=w.dtype))  # (c_out, r)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = nn.functional.conv2d(x, self.A, None, self.base.stride, self.base.padding, self.base.dilation)  # (N, r, H', W')
+        return self.base(x) + self.scale * torch.einsum("or,nrhw->nohw", self.B, h)
+
+    def merged(self) -> nn.Conv2d:
+        """A plain nn.Conv2d with W + (alpha / r) B A: the same function, without the extra weights."""
+        b = self.base
+        out = nn.Conv2d(b.in_channels, b.out_channels, b.kernel_size, b.stride, b.padding, b.dilation,
+                        bias=b.bias is not None, padding_mode=b.padding_mode, device=b.weight.device, dtype=b.weight.dtype)
+        with torch.no_grad():
+            out.weight.copy_(b.weight + self.scale * torch.einsum("or,rikl->oikl", self.B, self.A))
+            if b.bias is not None:
+                out.bias.copy_(b.bias)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, alpha={self.alpha:g}"
+
+
+def add_conv_lora(model: nn.Module, rank: int = 4, alpha: float | None = None,
+                  generator: torch.Generator | None = None) -> list[str]:
+    """Wrap every 3 x 3 nn.Conv2d of `model` in LoRAConv2d, in place, freezing it. Returns the wrapped layers'
+    names. Use it with `add_lora` (which freezes the whole model first) to adapt attention and convolutions."""
+    wrapped = []
+    for module_name, module in list(model.named_modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Conv2d) and child.kernel_size == (3, 3):
+                setattr(module, name, LoRAConv2d(child, rank, alpha, generator))
+                wrapped.append(f"{module_name}.{name}" if module_name else name)
+    if not wrapped:
+        raise ValueError("the model has no 3 x 3 convolutions to adapt")
+    return wrapped
+
+
 def merge_lora(model: nn.Module) -> int:
-    """Replace every LoRALinear in `model` by its merged nn.Linear, in place. Returns how many it merged.
+    """Replace every LoRALinear (LoRAConv2d) in `model` by its merged nn.Linear (nn.Conv2d), in place. Returns
+    how many it merged.
     The merged layers keep requires_grad=False: unfreeze with model.requires_grad_(True) to train on."""
     count = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, LoRALinear):
+            if isinstance(child, (LoRALinear, LoRAConv2d)):
                 setattr(module, name, child.merged().requires_grad_(False))
                 count += 1
     return count
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The A and B matrices of every LoRALinear in `model` (what the optimiser gets)."""
-    return [p for m in model.modules() if isinstance(m, LoRALinear) for p in (m.A, m.B)]
+    """The A and B matrices of every LoRALinear and LoRAConv2d in `model` (what the optimiser gets)."""
+    return [p for m in model.modules() if isinstance(m, (LoRALinear, LoRAConv2d)) for p in (m.A, m.B)]
 
 
 def count_trainable(model: nn.Module) -> tuple[int, int]:

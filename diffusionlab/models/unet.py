@@ -86,6 +86,49 @@ class ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+def _attend(layer: nn.Module, h: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    return layer(h, context) if isinstance(layer, AttentionBlock) else h
+
+
+class DownBlock(nn.Module):
+    """One resolution on the way down: residual block(s), self-attention if any, then a stride-2 convolution
+    that halves H and W (none at the lowest resolution). forward(h, emb, context) -> (h_down, skip): the skip
+    is the features before downsampling, which the UpBlock of the same resolution takes."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int | None, groups: int, n_blocks: int = 1,
+                 attention: bool = False, heads: int = 4, context_dim: int | None = None, downsample: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList([ResBlock(c_in if k == 0 else c_out, c_out, emb_dim, groups) for k in range(n_blocks)])
+        self.attn = AttentionBlock(c_out, heads, groups, context_dim) if attention else nn.Identity()
+        self.downsample = nn.Conv2d(c_out, c_out, 3, stride=2, padding=1) if downsample else nn.Identity()
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor | None = None, context: torch.Tensor | None = None):
+        for block in self.blocks:
+            h = block(h, emb)  # (B, C_out, H, W)
+        skip = _attend(self.attn, h, context)
+        return self.downsample(skip), skip  # (B, C_out, H/2, W/2), (B, C_out, H, W)
+
+
+class UpBlock(nn.Module):
+    """One resolution on the way up: upsample by 2 (nearest neighbour; not at the lowest resolution),
+    concatenate the skip of the same resolution along the channels, a residual block, self-attention if any.
+    forward(h, skip, emb, context) -> (B, C_out, 2H, 2W)."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int, emb_dim: int | None, groups: int,
+                 attention: bool = False, heads: int = 4, context_dim: int | None = None, upsample: bool = True):
+        super().__init__()
+        self.upsample = upsample
+        self.block = ResBlock(c_in + c_skip, c_out, emb_dim, groups)
+        self.attn = AttentionBlock(c_out, heads, groups, context_dim) if attention else nn.Identity()
+
+    def forward(self, h: torch.Tensor, skip: torch.Tensor, emb: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        if self.upsample:
+            h = F.interpolate(h, scale_factor=2, mode="nearest")  # (B, C_in, 2H, 2W)
+        h = torch.cat([h, skip], dim=1)  # (B, C_in + C_skip, 2H, 2W)
+        return _attend(self.attn, self.block(h, emb), context)  # (B, C_out, 2H, 2W)
+
+
 class UNet(nn.Module):
     """forward(x, t=None, y=None, context=None) -> prediction with the shape of x (B, out_channels, H, W)."""
 
@@ -102,32 +145,20 @@ class UNet(nn.Module):
             if cfg.num_classes:
                 self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim)  # + 1: the null class
 
-        def attn(c, on):
-            return AttentionBlock(c, cfg.heads, groups, cfg.context_dim) if on else None
-
         self.stem = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
         self.down = nn.ModuleList()
         c = ch[0]
         for i, (c_level, use_attn) in enumerate(zip(ch, cfg.attention)):
-            blocks = nn.ModuleList()
-            for _ in range(cfg.blocks_per_level):
-                blocks.append(ResBlock(c, c_level, emb_dim, groups))
-                c = c_level
             last = i == len(ch) - 1
-            self.down.append(nn.ModuleDict({
-                "blocks": blocks,
-                "attn": attn(c, use_attn) or nn.Identity(),
-                "downsample": nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1),
-            }))
+            self.down.append(DownBlock(c, c_level, emb_dim, groups, cfg.blocks_per_level, use_attn, cfg.heads,
+                                       cfg.context_dim, downsample=not last))
+            c = c_level
         self.mid = ResBlock(c, c, emb_dim, groups)
         self.up = nn.ModuleList()
         for i in reversed(range(len(ch))):
             first = i == len(ch) - 1
-            self.up.append(nn.ModuleDict({
-                "upsample": nn.Identity() if first else nn.Upsample(scale_factor=2, mode="nearest"),
-                "block": ResBlock(c + ch[i], ch[i], emb_dim, groups),  # input: features + skip, concatenated
-                "attn": attn(ch[i], cfg.attention[i]) or nn.Identity(),
-            }))
+            self.up.append(UpBlock(c, ch[i], ch[i], emb_dim, groups, cfg.attention[i], cfg.heads, cfg.context_dim,
+                                   upsample=not first))
             c = ch[i]
         self.out = nn.Sequential(nn.GroupNorm(groups, c), nn.SiLU(), nn.Conv2d(c, cfg.out_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)  # start by predicting zero: a calm first step of training
@@ -170,23 +201,29 @@ class UNet(nn.Module):
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         emb = self._embedding(x, t, y)
 
-        def attend(layer, h):
-            return layer(h, context) if isinstance(layer, AttentionBlock) else h
-
         h = self.stem(x)  # (B, ch[0], H, W)
         skips = []
         for level in self.down:
-            for block in level["blocks"]:
-                h = block(h, emb)
-            h = attend(level["attn"], h)
-            skips.append(h)
-            h = level["downsample"](h)  # halves H and W, except at the last level
+            h, skip = level(h, emb, context)  # h: halved in H and W, except at the last level
+            skips.append(skip)
         h = self.mid(h, emb)
         for level in self.up:
-            h = level["upsample"](h)
-            h = level["block"](torch.cat([h, skips.pop()], dim=1), emb)
-            h = attend(level["attn"], h)
+            h = level(h, skips.pop(), emb, context)
         return self.out(h)
+
+
+def swap_res_blocks(model: nn.Module, block_class: type) -> nn.Module:
+    """Replace every `ResBlock` of `model` by block_class(c_in, c_out, emb_dim, groups) holding the same weights
+    (lesson 2: the trained network, run with the student's own time-conditioned block). Returns `model`.
+    block_class must name its parameters like ResBlock's and take forward(x, emb)."""
+    for name, block in list(model.named_modules()):
+        if type(block) is ResBlock and block.emb is not None:
+            new = block_class(block.conv1.in_channels, block.conv1.out_channels, block.emb.in_features,
+                              block.norm2.num_groups)
+            new.load_state_dict(block.state_dict())
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, new.to(block.conv1.weight.device))
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -346,8 +346,11 @@ class InstructPix2Pix:
 
 
 def load_pairs_for_training(pairs) -> dict:
-    """A pairs dict ({"inputs", "edited": (N, 1, 28, 28) in [-1, 1], "instructions": N strings}) or a file
-    written by `pairs.make_pairs`."""
+    """A pairs dict ({"inputs", "edited": (N, 1, 28, 28) in [-1, 1], "instructions": N strings}), a file
+    written by `pairs.make_pairs`, or a list of such files (joined by `pairs.join_pairs`)."""
+    if isinstance(pairs, (list, tuple)):
+        from ..pairs import join_pairs
+        return join_pairs([load_pairs_for_training(p) for p in pairs])
     if isinstance(pairs, (str, Path)):
         from ..pairs import load_pairs
         return load_pairs(pairs)
