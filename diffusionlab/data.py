@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+HANDWRITTEN_DIR = DATA_DIR.parent / "handwritten"  # scanned handwritten digits to edit in lesson 6 (its README: source, licence)
 FILES = {
     ("train", "images"): "train-images-idx3-ubyte.gz",
     ("train", "labels"): "train-labels-idx1-ubyte.gz",

@@ -207,7 +207,8 @@ def sample(
         x = xT.to(compute_dtype(xT))
     traj = {"t": [], "xt": [x.cpu()], "x0": []}
     run = timesteps[start_step:]
-    for i, t in enumerate(tqdm(run, desc=f"{sampler} sampling", disable=not progress, leave=False)):
+    # the bar is left in place: with leave=False tqdm hides a notebook bar without its last refresh (989/1000 stayed)
+    for i, t in enumerate(tqdm(run, desc=f"{sampler} sampling", disable=not progress)):
         t_prev = run[i + 1] if i + 1 < len(run) else -1
         eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
         x, x0 = step(sampler, schedule, eps, t, t_prev, x, eta=eta, generator=generator, clip=clip)
@@ -258,7 +259,7 @@ def ddim_invert(
     x = x0.to(compute_dtype(x0))
     traj = {"t": [], "xt": [x.cpu()]}
     t_prev = -1  # the clean image
-    for t in tqdm(timesteps, desc="ddim inversion", disable=not progress, leave=False):
+    for t in tqdm(timesteps, desc="ddim inversion", disable=not progress):
         # 1. names from the paper: alpha_bar where we are (t_prev) and where we go (t)
         ab_prev, ab_t = _alpha_bar(schedule, t_prev), _alpha_bar(schedule, t)
         # 2. the model's noise estimate, at the current point but with the label of the next timestep

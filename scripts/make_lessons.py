@@ -7,9 +7,11 @@
 In each code cell, every block from a line `### BEGIN SOLUTION` to a line `### END SOLUTION` is
 replaced by `# YOUR CODE HERE` and `raise NotImplementedError()`, indented like the BEGIN line.
 All outputs and execution counts are cleared, except in the check cells (first line
-`# NBVAL_CHECK_OUTPUT`): they keep the reference "PASS ..." verdict, which nbval compares with the
-student's, and their execution count, without which nbval fails the cell ("Unrun reference cell has
-outputs") even when the student's answer is right. The Colab badge is pointed at lessons/. The JSON is
+`# NBVAL_CHECK_OUTPUT`): they keep the reference verdict, labelled "expected: PASS ..." so that no student
+takes it for their own result, which nbval compares with the student's "PASS ..." after its sanitizer
+(lessons/nbval_sanitize.cfg, passed by pyproject.toml's pytest options) has taken the label off, and their
+execution count, without which nbval fails the cell ("Unrun reference cell has outputs") even when the
+student's answer is right. The Colab badge is pointed at lessons/. The JSON is
 written deterministically, so running the script twice gives the same bytes.
 """
 
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
+EXPECTED = "expected: "  # the label on a lesson's stored verdicts; lessons/nbval_sanitize.cfg removes it for nbval
 # The course's address: the one place it is written. The notebooks' setup cells clone it on Colab, their badges
 # and the README's link to it; tests/test_lessons.py checks that every copy agrees with this line.
 REPOSITORY = "https://github.com/diffusionlab/diffusionlab"
@@ -35,7 +38,8 @@ LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 
 
 def source_text(cell: dict) -> str:
-    src = cell.get("source", "")
+    """A cell's source (or a stream output's text), which nbformat may store as a list of lines."""
+    src = cell.get("text" if "output_type" in cell else "source", "")
     return "".join(src) if isinstance(src, list) else src
 
 
@@ -104,6 +108,8 @@ def make_lesson(nb: dict) -> dict:
                 for output in cell["outputs"]:
                     if "execution_count" in output:
                         output["execution_count"] = cell["execution_count"]
+                    if output.get("output_type") == "stream" and source_text(output).startswith("PASS "):
+                        output["text"] = EXPECTED + source_text(output)
             else:
                 cell["execution_count"] = None
                 cell["outputs"] = []

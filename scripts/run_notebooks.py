@@ -3,15 +3,23 @@
     python scripts/run_notebooks.py                        # every notebook, fast mode, outputs saved in place
     python scripts/run_notebooks.py --mode full --out DIR  # full mode (a GPU), executed copies written to DIR
     python scripts/run_notebooks.py notebooks/06_editing.ipynb
+    python scripts/run_notebooks.py --clean-only notebooks/06_editing.ipynb  # only tidy the saved outputs
 
 This is how the outputs stored in notebooks/ are made (fast mode, so that nbval in CI compares like
 with like) and how full mode is timed on a GPU. After saving in place, run scripts/make_lessons.py.
+
+Before saving, `clean_outputs` turns each progress bar (a tqdm widget, which a reader without a live kernel sees
+as its first text, "training:   0%|   | 0/60") into one line of text with the bar's final state, read from
+the saved widget state ("training: 100% 60/60 [00:05<00:00, loss=0.0312]"), and drops the saved state of
+widgets that no output shows any more.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +28,69 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# tqdm's text: "desc:  42%|####      | 42/100 [00:01<00:02, 30.1it/s]" (the bar part may be empty)
+PROGRESS_TEXT = re.compile(r"\d+%\|[^|\n]*\|\s*\d+(\.\d+)?[kMG]?/\d+")
+
+
+def _model(state: dict, ref: str) -> dict | None:
+    """The saved state of the widget model `ref` ("IPY_MODEL_<id>" or "<id>"), or None."""
+    return state.get(ref.removeprefix("IPY_MODEL_"), {}).get("state")
+
+
+def progress_bar_text(output: dict, state: dict) -> str | None:
+    """The final text of a tqdm notebook bar shown by `output` (a display_data of an HBox [HTML, progress,
+    HTML]), from the saved widget state; None if the output is not a progress bar."""
+    data = output.get("data", {})
+    plain = "".join(data.get("text/plain", ""))
+    if output.get("output_type") != "display_data" or WIDGET_VIEW not in data or not PROGRESS_TEXT.search(plain):
+        return None
+    box = _model(state, data[WIDGET_VIEW]["model_id"]) or {}
+    parts = [_model(state, ref) or {} for ref in box.get("children", [])]
+    if len(parts) != 3:
+        return plain.splitlines()[0]  # no saved state: the best we have is the bar's text when it was shown
+    left, right = (html.unescape(p.get("value", "")).replace("\u2007", " ").strip() for p in (parts[0], parts[2]))
+    return f"{left} {right}".strip()
+
+
+def _references(value) -> list[str]:
+    """The widget ids that a saved widget state refers to ("IPY_MODEL_<id>" strings, at any depth)."""
+    if isinstance(value, str):
+        return [value.removeprefix("IPY_MODEL_")] if value.startswith("IPY_MODEL_") else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [ref for item in value for ref in _references(item)] if isinstance(value, list) else []
+
+
+def clean_outputs(nb) -> None:
+    """Replace every progress bar output by a stream output with its final text, and keep in the notebook's
+    saved widget state only the widgets that the remaining outputs show (and what those refer to)."""
+    widgets = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {})
+    state = widgets.get("state", {})
+    shown = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.outputs:
+            text = progress_bar_text(output, state)
+            if text is not None:
+                # stdout: a notebook shows stderr on red, like an error
+                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text + "\n"))
+            else:
+                outputs.append(output)
+                if WIDGET_VIEW in output.get("data", {}):
+                    shown.append(output["data"][WIDGET_VIEW]["model_id"])
+        cell.outputs = outputs
+    keep, todo = set(), list(shown)
+    while todo:
+        ref = todo.pop()
+        if ref in state and ref not in keep:
+            keep.add(ref)
+            todo += _references(state[ref].get("state", {}))
+    if widgets:
+        widgets["state"] = {ref: model for ref, model in state.items() if ref in keep}
 
 
 def run(path: Path, mode: str, out: Path | None, timeout: int) -> float:
@@ -29,6 +100,7 @@ def run(path: Path, mode: str, out: Path | None, timeout: int) -> float:
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     seconds = time.perf_counter() - start
+    clean_outputs(nb)
     target = (out / path.name) if out else path
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
@@ -41,8 +113,15 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
     parser.add_argument("--out", type=Path, help="write executed copies here instead of saving in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--clean-only", action="store_true", help="do not execute: only clean the saved outputs")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if args.clean_only:
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            clean_outputs(nb)
+            nbformat.write(nb, (args.out / path.name) if args.out else path)
+        return 0
     rows = []
     for path in paths:
         seconds = run(path.resolve(), args.mode, args.out, args.timeout)

@@ -272,3 +272,12 @@ def test_inpainting_runs_the_samplers_loop(monkeypatch):
     editing.inpaint(lambda xt, t: 0 * xt, x, editing.make_mask("top"), NoiseSchedule(1000), steps=3,
                     generator=torch.Generator().manual_seed(0))
     assert len(calls) == 1 and calls[0] is not None
+
+
+def test_seen_from_afar_keeps_the_size_and_removes_the_fine_strokes():
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    far = editing.seen_from_afar(x)
+    assert far.shape == x.shape
+    fine = lambda im: (im[..., 1:, :] - im[..., :-1, :]).abs().mean()  # noqa: E731 (pixel-to-pixel change)
+    assert fine(far) < 0.2 * fine(x)
+    assert torch.allclose(far, editing.split_frequencies(x, editing.FAR_SIGMA_PX)[0])

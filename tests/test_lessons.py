@@ -136,6 +136,58 @@ def test_every_exercise_is_followed_by_a_passing_check(path):
         assert text.startswith("PASS "), f"{path.name}: a check cell has no stored PASS output: {text!r}"
 
 
+def sanitize(text: str) -> str:
+    """`text` as nbval compares it, after the patterns of the sanitizer that pyproject.toml gives it."""
+    from nbval.plugin import get_sanitize_patterns
+
+    for regex, replace in get_sanitize_patterns((ROOT / "lessons" / "nbval_sanitize.cfg").read_text()):
+        text = re.sub(regex, replace, text)
+    return text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_lesson_labels_its_stored_verdicts_as_expected(path):
+    """A student sees "expected: PASS ..." under an unfinished exercise, not a "PASS ..." that could pass for
+    their own result; nbval, after the sanitizer, compares the notebook's "PASS ..." with theirs."""
+    nb = nbformat.read(path, as_version=4)
+    lesson = nbformat.read(ROOT / "lessons" / path.name, as_version=4)
+    assert "--nbval-sanitize-with=lessons/nbval_sanitize.cfg" in (ROOT / "pyproject.toml").read_text()
+    checks_ = [(c, s) for c, s in zip(code_cells(nb), code_cells(lesson)) if make_lessons.is_check_cell(c)]
+    assert checks_
+    for cell, stubbed in checks_:
+        ours = [o.text for o in cell.outputs if o.output_type == "stream"]
+        theirs = [o.text for o in stubbed.outputs if o.output_type == "stream"]
+        assert len(theirs) == len(ours) == 1 and theirs[0] == make_lessons.EXPECTED + ours[0], (ours, theirs)
+        assert not ours[0].startswith(make_lessons.EXPECTED) and sanitize(theirs[0]) == ours[0]
+
+
+def _check_notebook(path: Path, printed: str) -> None:
+    """A notebook with one check cell that prints `printed`, storing a lesson's labelled verdict."""
+    cell = nbformat.v4.new_code_cell(f"{make_lessons.CHECK_MARKER}\nprint({printed!r})", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                           text=make_lessons.EXPECTED + "PASS add_noise: matches.\n")]
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+
+
+def test_the_grading_command_compares_the_expected_verdict_with_the_students(tmp_path):
+    _check_notebook(tmp_path / "right.ipynb", "PASS add_noise: matches.")
+    _check_notebook(tmp_path / "wrong.ipynb", "PASS res_block: matches.")
+    assert grade(tmp_path / "right.ipynb").returncode == 0
+    result = grade(tmp_path / "wrong.ipynb")
+    assert result.returncode != 0 and "PASS res_block" in result.stdout, result.stdout[-2000:]
+
+
+def test_conftest_finds_the_sanitizer_from_another_working_directory(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    config = types.SimpleNamespace(option=types.SimpleNamespace(nbval_sanitize_with="lessons/nbval_sanitize.cfg"),
+                                   rootpath=ROOT)
+    monkeypatch.chdir(tmp_path)
+    conftest.pytest_configure(config)
+    assert Path(config.option.nbval_sanitize_with) == ROOT / "lessons" / "nbval_sanitize.cfg"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_solutions_put_back_give_the_notebook(path):
     nb = nbformat.read(path, as_version=4)

@@ -125,3 +125,17 @@ def test_upload_explorer_converts_any_picture_and_explains_a_bad_file(model, cap
     explorer.controls["upload"].value = upload_value("notes.txt", b"not an image")
     assert explorer.last is None
     assert "notes.txt: Could not read the uploaded data as an image" in capsys.readouterr().out
+
+
+def test_hybrid_explorer_shows_the_far_view_blurred_at_full_size(model, monkeypatch):
+    """The far view was a 7x7 thumbnail (4x4 average pooling), too small to read: it is the samples blurred."""
+    from diffusionlab import editing
+    from diffusionlab.widgets import editing as editing_widgets
+
+    shown = []
+    monkeypatch.setattr(editing_widgets, "show_images", lambda images, **kw: shown.append(images))
+    explorer = widgets.make_hybrid_explorer(model, n=2, steps=4)
+    x = explorer.render()
+    (images,) = shown
+    assert images.shape == (4, 1, 28, 28)
+    assert torch.equal(images[:2], x) and torch.allclose(images[2:], editing.seen_from_afar(x))

@@ -11,10 +11,10 @@ next to `samplers.sample`:
 """
 
 from .anagrams import VIEWS, anagram_combine, anagram_eps, get_view
-from .hybrid import hybrid_eps, split_frequencies
+from .hybrid import FAR_SIGMA_PX, hybrid_eps, seen_from_afar, split_frequencies
 from .inpainting import MASKS, check_mask, inpaint, inpaint_replace, make_mask, renoise
 from .img2img import check_strength, sdedit, sdedit_start
 
-__all__ = ["VIEWS", "MASKS", "anagram_combine", "anagram_eps", "get_view", "hybrid_eps", "split_frequencies",
+__all__ = ["VIEWS", "MASKS", "anagram_combine", "anagram_eps", "get_view", "hybrid_eps", "seen_from_afar", "split_frequencies",
            "check_mask", "inpaint", "inpaint_replace", "make_mask", "renoise", "check_strength", "sdedit",
            "sdedit_start"]

@@ -4,6 +4,7 @@ Geng et al. 2024, "Factorized Diffusion: Perceptual Illusions by Noise Decomposi
 filter G (a Gaussian blur) splits the noise estimates by frequency,
     eps(x_t, t) = G(eps_far(x_t, t)) + [eps_near(x_t, t) - G(eps_near(x_t, t))],
 so what is seen from afar (or small) follows one condition and what is seen up close (or large) the other.
+`seen_from_afar` is what the lesson shows and measures as the far view: the image at full size, blurred.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ def split_frequencies(x: torch.Tensor, sigma_px: float) -> tuple[torch.Tensor, t
     """(low, high) with low = Gaussian blur of x (B, C, H, W) at `sigma_px` and high = x - low; low + high = x."""
     low = gaussian_blur(x, sigma_px)
     return low, x - low
+
+
+FAR_SIGMA_PX = 2.5  # the blur that stands in for distance: at 28x28, strokes 2-3 pixels wide are gone
+
+
+def seen_from_afar(x: torch.Tensor, sigma_px: float = FAR_SIGMA_PX) -> torch.Tensor:
+    """What a distant viewer sees of the images x (B, C, H, W): the same size, with the fine strokes blurred away."""
+    return gaussian_blur(x, sigma_px)
 
 
 def hybrid_eps(eps_fn_far: EpsFn, eps_fn_near: EpsFn, sigma_px: float = 2.0) -> EpsFn:

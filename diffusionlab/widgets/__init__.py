@@ -1,10 +1,11 @@
 """Interactive sliders for the lessons (ipywidgets 7.7 on Colab and 8 locally: core widgets only).
 
 One file per lesson (`denoising`, `ddpm`, `guidance`, `ddim`, `editing`, `latent_text`, `prompt_to_prompt`), all of them built on `common.Explorer`;
-every name is also available here, so a notebook writes `widgets.make_ddim_explorer(model)`.
+every name is also available here, so a notebook writes `widgets.make_ddim_explorer(model)`, and
+`widgets.show_explorer(explorer)` to display one with a picture of its first state under it.
 """
 
-from .common import Explorer  # noqa: F401
+from .common import Explorer, show_explorer  # noqa: F401
 from .denoising import denoise_views, make_denoise_explorer  # noqa: F401
 from .ddpm import forward_views, make_forward_explorer, make_reverse_explorer  # noqa: F401
 from .guidance import make_guidance_explorer  # noqa: F401

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ipywidgets as W
-import matplotlib.pyplot as plt
 import torch
-import torch.nn.functional as F
 
 from ..data import load_image
-from ..editing import MASKS, VIEWS, anagram_eps, get_view, hybrid_eps, inpaint, make_mask, sdedit
+from ..editing import MASKS, VIEWS, anagram_eps, get_view, hybrid_eps, inpaint, make_mask, sdedit, seen_from_afar
 from ..samplers import sample
 from ..utils import make_generator
 from ..viz import show_images
@@ -151,8 +149,8 @@ def make_anagram_explorer(model, n: int = 6, steps: int = 25, guidance_scale: fl
 
 def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: float = 2.0) -> Explorer:
     """Hybrid images: a class seen from afar (low frequencies), one seen up close (high frequencies) and
-    the blur that separates them. Shown large, and small (4x4 averaged: what a distant viewer sees).
-    `last`: the samples (n, 1, 28, 28)."""
+    the blur that separates them. Shown as they are (up close) and blurred at full size (`seen_from_afar`: what a
+    distant viewer sees). `last`: the samples (n, 1, 28, 28)."""
 
     controls = {
         "far": W.Dropdown(options=list(range(10)), value=1, description="from afar"),
@@ -166,9 +164,8 @@ def make_hybrid_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
         eps_fn = hybrid_eps(_label_eps(model, far, n, guidance_scale), _label_eps(model, near, n, guidance_scale),
                             sigma_px)
         x = _sample_from(model, eps_fn, n, steps, seed)
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 1.9), gridspec_kw={"width_ratios": [4, 1]})
-        show_images(x, nrow=n, ax=ax1, title=f"up close: {near}")
-        show_images(F.avg_pool2d(x, 4), nrow=n, ax=ax2, title=f"from afar: {far}")
+        show_images(torch.cat([x, seen_from_afar(x)]), nrow=n, title=f"hybrids {far} / {near} (blur σ {sigma_px:g} px)",
+                    row_labels=[f"up close: {near}", f"from afar: {far}"])
         return x
 
     return Explorer(controls, draw)
