@@ -8,7 +8,7 @@ every name is also available here, so a notebook writes `checks.check_add_noise(
 from .common import ExerciseError, compare, describe, others_as_references, seeded, yours_or_reference  # noqa: F401
 from .denoising import check_add_noise, check_denoiser_loss, check_res_block  # noqa: F401
 from .ddpm import check_cosine_schedule, check_ddpm_step, check_q_sample  # noqa: F401
-from .guidance import NULL_CLASS, check_cfg_combine, check_drop_labels  # noqa: F401
+from .guidance import NULL_CLASS, check_cfg_combine, check_drop_labels, check_guided_sample  # noqa: F401
 from .ddim import check_ddim_step, check_ddim_timesteps  # noqa: F401
 from .editing import check_anagram_combine, check_inpaint_replace, check_sdedit_start, check_split_frequencies  # noqa: F401
 from .latent_text import check_cross_attention, check_kl_divergence, check_negative_prompt_eps, check_reparameterize  # noqa: F401
