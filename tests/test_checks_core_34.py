@@ -98,3 +98,27 @@ def test_guided_sample_refuses_labels_that_do_not_match_the_noise():
     with pytest.raises(ValueError, match="one class per image"):
         guidance.guided_sample(unet, NoiseSchedule(1000, "cosine"), torch.tensor([1, 2, 3]), 2.0,
                                torch.zeros(2, 1, 28, 28), steps=2)
+
+
+STUDENT_LOOP = '''
+def guided_sample(unet, schedule, labels, guidance_scale, xT, steps, eta=0.0, generator=None):
+    null = torch.full_like(labels, 10)
+    timesteps = samplers.ddim_timesteps(schedule.T, steps)
+    x = xT
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < steps else -1
+        eps_uncond, eps_cond = unet(torch.cat([x, x]), torch.full((2 * len(x),), t), torch.cat([null, labels])).chunk(2)
+        x, _ = samplers.ddim_step(schedule, cfg_combine(eps_uncond, eps_cond, guidance_scale), t, t_prev, x, eta,
+                                  generator=generator)
+    return x.clamp(-1, 1)
+'''
+
+
+def test_a_wrong_cfg_combine_of_exercise_2_does_not_fail_the_loop(capsys):
+    """In the notebook the loop calls the student's own cfg_combine; the check tests the loop alone."""
+    namespace = {"torch": torch, "samplers": samplers, "cfg_combine": lambda u, c, w: c + w * (c - u)}
+    exec(STUDENT_LOOP, namespace)
+    with torch.no_grad():
+        checks.check_guided_sample(namespace["guided_sample"])
+    assert "PASS guided_sample" in capsys.readouterr().out
+    assert namespace["cfg_combine"](torch.zeros(1), torch.ones(1), 2.0).item() == 3.0  # the student's is back
