@@ -8,7 +8,8 @@ with probability p_uncond. A *negative* class takes the place of the null class,
 pushed towards y and away from the negative class. Without y, the unconditional prediction is the
 positive term: eps = eps_neg + w (eps_uncond - eps_neg), away from the negative class only.
 
-`guided_eps` turns a trained UNet into the eps_fn(x_t, t) that the samplers call.
+`guided_eps` turns a trained UNet into the eps_fn(x_t, t) that the samplers call; `guided_sample` is
+the guided DDIM loop that lesson 3's exercise writes out (`samplers.sample` with `guided_eps`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 
 import torch
 
+from . import samplers
 from .schedules import NoiseSchedule
 
 MAX_GUIDANCE = 20.0
@@ -136,6 +138,25 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
         return cfg_combine(eps_negative, eps_positive, guidance_scale)
 
     return eps_fn
+
+
+@torch.no_grad()
+def guided_sample(unet, schedule: NoiseSchedule, labels: torch.Tensor, guidance_scale: float, xT: torch.Tensor,
+                  steps: int = 25, eta: float = 0.0, generator: torch.Generator | None = None,
+                  clip: float | None = 1.0) -> torch.Tensor:
+    """Classifier-free guided DDIM sampling from xT (lesson 3's exercise): at each of the `steps` trailing
+    timesteps, eps_uncond and eps_cond from one batched pass of the eps-predicting, class-conditioned `unet`
+    (null class and `labels`), combined by `cfg_combine`, then one `samplers.ddim_step`.
+
+    labels: (B,) classes; xT: (B, C, H, W) the starting noise. Returns (B, C, H, W) clipped to [-clip, clip].
+    The same loop as `samplers.sample(guided_eps(unet, schedule, "eps", labels, guidance_scale), ...)`, which
+    is what this runs, so that there is one sampling loop.
+    """
+    if labels.shape != (xT.shape[0],):
+        raise ValueError(f"labels must be (B,) = ({xT.shape[0]},), one class per image of xT, got {tuple(labels.shape)}")
+    eps_fn = guided_eps(unet, schedule, "eps", labels, guidance_scale)
+    return samplers.sample(eps_fn, xT.shape, schedule, "ddim", steps, eta, generator=generator, xT=xT,
+                           progress=False, clip=clip)
 
 
 def text_guided_eps(unet, schedule: NoiseSchedule, prediction: str, context: torch.Tensor,

@@ -88,14 +88,17 @@ def trajectory_strip(trajectory: dict, n_frames: int = 10, which: str = "xt", in
 
 
 def plot_loss(history: dict, ax=None, smooth: int = 50, title: str = "training loss"):
-    """The loss curve of `train`'s history, raw and smoothed, on a log scale."""
+    """The loss curve of `train`'s history, raw and smoothed, on a log scale. The smoothed curve is the mean of
+    `smooth` steps drawn at the middle of its window, so that it does not lag behind the raw one."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3))
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"])
     ax.plot(steps, loss, alpha=0.3, label="loss")
     if len(loss) >= smooth:
         kernel = np.ones(smooth) / smooth
-        ax.plot(steps[smooth - 1 :], np.convolve(loss, kernel, mode="valid"), label=f"mean of {smooth}")
+        first = (smooth - 1) // 2  # the middle of the first window
+        ax.plot(steps[first : first + len(loss) - smooth + 1], np.convolve(loss, kernel, mode="valid"),
+                label=f"mean of {smooth}")
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_title(title)

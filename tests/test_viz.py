@@ -88,3 +88,13 @@ def test_frame_labels_name_the_timestep_each_frame_is_at(trajectory):
     anim = viz.animate_sampling(trajectory, nrow=3)
     anim._func(1)  # the title of frame 1 is the timestep of frame 1, not the one before it
     assert anim._fig.axes[0].get_title() == f"t={ts[1]}"
+
+
+def test_plot_loss_draws_the_mean_at_the_middle_of_its_window():
+    """A falling straight line: its running mean must lie on the line, not lag smooth/2 steps behind it."""
+    steps = list(range(1, 201))
+    ax = viz.plot_loss({"step": steps, "loss": [3.0 - 0.01 * s for s in steps]}, smooth=11)
+    x, y = ax.lines[1].get_data()
+    assert len(x) == 200 - 11 + 1
+    np.testing.assert_allclose(y, 3.0 - 0.01 * np.asarray(x), atol=1e-9)
+    matplotlib.pyplot.close(ax.figure)

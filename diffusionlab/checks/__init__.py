@@ -10,7 +10,7 @@ from .denoising import check_add_noise, check_denoiser_loss, check_res_block, ch
 from .ddpm import (check_cosine_schedule, check_ddpm_sample, check_ddpm_step, check_diffusion_loss,  # noqa: F401
                    check_q_sample, check_time_res_block, reference_ddpm_sample, reference_ddpm_step,
                    reference_diffusion_loss, reference_q_sample)
-from .guidance import NULL_CLASS, check_cfg_combine, check_drop_labels  # noqa: F401
+from .guidance import NULL_CLASS, check_cfg_combine, check_drop_labels, check_guided_sample  # noqa: F401
 from .ddim import check_ddim_step, check_ddim_timesteps  # noqa: F401
 from .editing import check_anagram_combine, check_inpaint_replace, check_sdedit_start, check_split_frequencies  # noqa: F401
 from .latent_text import check_cross_attention, check_kl_divergence, check_negative_prompt_eps, check_reparameterize  # noqa: F401

@@ -7,8 +7,10 @@ from typing import Callable
 import torch
 
 from ..course import RECIPES
-from ..guidance import cfg_combine, drop_labels
-from .common import ExerciseError, compare, seeded
+from ..guidance import cfg_combine, drop_labels, guided_sample
+from ..models.unet import UNet, UNetConfig
+from ..schedules import NoiseSchedule
+from .common import ExerciseError, compare, others_as_references, seeded
 
 
 NULL_CLASS = RECIPES["cond"].config.num_classes  # the course's cond model: digits 0..9, label 10 = "no class"
@@ -51,3 +53,31 @@ def check_cfg_combine(student_fn: Callable) -> None:
     """Lesson 3. student_fn(eps_uncond, eps_cond, guidance_scale) -> the guided noise estimate."""
     cases = [lambda w=w: (seeded(1, 2, 1, 28, 28), seeded(2, 2, 1, 28, 28), w) for w in (0.0, 1.0, 3.5, 7.5)]
     compare("cfg_combine", student_fn, cfg_combine, cases)
+
+
+def _random_cond_unet(seed: int = 0) -> UNet:
+    """A tiny class-conditioned UNet with random weights everywhere (also in its last layer, which training
+    starts at zero), so that its predictions differ from label to label and every mistake shows."""
+    net = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=NULL_CLASS)).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    return net
+
+
+def check_guided_sample(student_fn: Callable) -> None:
+    """Lesson 3. student_fn(unet, schedule, labels, guidance_scale, xT, steps, eta, generator) -> samples:
+    the classifier-free guided DDIM loop, compared with `guidance.guided_sample` on a tiny random UNet,
+    with and without guidance, with eta = 0 and with eta = 1 (seeded noise). While it runs, the notebook's
+    `cfg_combine` (exercise 2) is the package's, so that only the loop is tested."""
+    unet, schedule = _random_cond_unet(), NoiseSchedule(1000, "cosine")
+
+    def case(w, steps, eta, seed):
+        labels = torch.tensor([3, 7, 0])
+        return lambda: (unet, schedule, labels.clone(), w, seeded(seed, 3, 1, 28, 28), steps, eta,
+                        torch.Generator().manual_seed(seed + 1))
+
+    cases = [case(1.0, 3, 0.0, 10), case(3.0, 4, 0.0, 20), case(0.0, 3, 0.0, 30), case(2.0, 5, 1.0, 40)]
+    with others_as_references(student_fn, cfg_combine=cfg_combine):
+        compare("guided_sample", student_fn, guided_sample, cases, atol=1e-4, rtol=1e-4)
