@@ -150,7 +150,7 @@ def main():
                    choices=["digits", "attributes", "finetune"])
     p.add_argument("--n-images", type=int, default=500, help="finetune: printed training digits")
     p.add_argument("--ft-steps", type=int, default=1000)
-    p.add_argument("--rank", type=int, default=4)
+    p.add_argument("--rank", type=int, default=2, help="LoRA rank of the attention projections (the convolutions: the recipe's)")
     p.add_argument("--n-samples", type=int, default=200, help="finetune: samples per measure")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()

@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--data", choices=["printed"], default="printed",
                     help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
-                    help="train only rank-RANK LoRA updates of the attention projections (and the new words); "
-                         "default: full fine-tuning")
+                    help="train only LoRA updates: rank RANK on the attention projections, the recipe's rank (3) on "
+                         "the UNet's 3x3 convolutions, and the new words (--lora 2: 4.4%% of the weights); default: "
+                         "full fine-tuning")
     ft.add_argument("--from-scratch", action="store_true", help="train a fresh model of the same shape on the printed "
                     "digits only (the comparison)")
     ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
