@@ -26,6 +26,7 @@ Timings depend on the machine's load; the load average is printed with the table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -116,13 +117,19 @@ def finetune_section(base, clf, args):
     before = (pred_hand == labels).float().mean().item()
     fd_before = frechet_distance(feats_hand, ref_hand)
     recipe = finetune.FinetuneRecipe(n_images=args.n_images, batch_size=min(64, args.n_images))
+    if args.conv_rank is not None:
+        recipe = dataclasses.replace(recipe, lora_conv_rank=args.conv_rank or None)
+    if args.lora_lr is not None:
+        recipe = dataclasses.replace(recipe, lora_lr=args.lora_lr)
     print(f"\n## fine-tuning on {args.n_images} printed digits, {args.ft_steps} steps each "
           f"({args.n_samples} samples per measure; handwritten 'a {{d}}' before: {100 * before:.1f}% read right, "
           f"FD {fd_before:.2f} vs {args.n_samples} handwritten test digits)")
     print("| run | trainable parameters | minutes | 'a printed {d}' accuracy | FD vs printed | 'a {d}' accuracy after "
           "| 'a {d}' FD vs handwritten after |")
     print("|---|---|---|---|---|---|---|")
-    for run, kw in (("full", {}), (f"LoRA r={args.rank}", {"lora": args.rank}), ("from scratch", {"from_scratch": True})):
+    lora_name = f"LoRA r={args.rank}" + (f", conv r={recipe.lora_conv_rank}" if recipe.lora_conv_rank else ", attention only")
+    runs = {"full": ("full", {}), "lora": (lora_name, {"lora": args.rank}), "scratch": ("from scratch", {"from_scratch": True})}
+    for run, kw in (runs[name] for name in args.runs):
         t0 = time.time()
         pipe, hist = finetune.finetune_text(base, steps=args.ft_steps, recipe=recipe, progress=False, **kw)
         minutes = (time.time() - t0) / 60
@@ -151,6 +158,11 @@ def main():
     p.add_argument("--n-images", type=int, default=500, help="finetune: printed training digits")
     p.add_argument("--ft-steps", type=int, default=1000)
     p.add_argument("--rank", type=int, default=2, help="LoRA rank of the attention projections (the convolutions: the recipe's)")
+    p.add_argument("--conv-rank", type=int, help="finetune: LoRA rank of the 3x3 convolutions (default: the recipe's; "
+                   "0: attention only)")
+    p.add_argument("--lora-lr", type=float, help="finetune: LoRA's learning rate (default: the recipe's)")
+    p.add_argument("--runs", nargs="+", default=["full", "lora", "scratch"], choices=["full", "lora", "scratch"],
+                   help="finetune: which runs")
     p.add_argument("--n-samples", type=int, default=200, help="finetune: samples per measure")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
