@@ -21,10 +21,12 @@ import html
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +100,11 @@ def run(path: Path, mode: str, out: Path | None, timeout: int) -> float:
     os.environ["DIFFUSIONLAB_MODE"] = mode  # the kernel inherits it; the setup cell reads it
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    # IPC sockets, not TCP ports: two notebooks started at once on one machine cannot pick the same port
+    km = KernelManager(kernel_name="python3", transport="ipc",
+                       ip=os.path.join(tempfile.mkdtemp(prefix="diffusionlab-kernel-"), "ipc"))  # an absolute path
+    NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     seconds = time.perf_counter() - start
     clean_outputs(nb)
     target = (out / path.name) if out else path
