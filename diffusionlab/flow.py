@@ -207,6 +207,29 @@ def trajectory(velocity_fn: VelocityFn, x1: torch.Tensor, steps: int = 10, solve
     return torch.stack(states)
 
 
+def mixture_velocity(means: torch.Tensor, std: float = 0.05) -> VelocityFn:
+    """The exact velocity field v(x_t, t) = E[eps - x0 | x_t] of the data "a mixture of Gaussians", equal weights,
+    centres `means` (K, D), spread `std`: what a perfectly trained flow model would answer (a toy in 2-D).
+
+    Given component k, x_t ~ N((1 - t) mu_k, s_t^2 I) with s_t^2 = (1 - t)^2 std^2 + t^2, and
+        E[x0 | x_t, k]  = mu_k + (1 - t) std^2 / s_t^2 (x_t - (1 - t) mu_k)
+        E[eps | x_t, k] = t / s_t^2 (x_t - (1 - t) mu_k);
+    the components are weighted by their posterior probability given x_t (Bayes' rule)."""
+    if means.dim() != 2:
+        raise ValueError(f"means must be (K, D) centres, got shape {tuple(means.shape)}")
+
+    def fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t.reshape(-1, 1, 1).to(xt.dtype)  # (B, 1, 1)
+        var = (1 - t) ** 2 * std**2 + t**2
+        diff = xt[:, None, :] - (1 - t) * means[None]  # (B, K, D)
+        w = torch.softmax(-diff.pow(2).sum(-1) / (2 * var[..., 0]), dim=1)[..., None]  # (B, K, 1)
+        x0 = means[None] + (1 - t) * std**2 / var * diff
+        eps = t / var * diff
+        return ((eps - x0) * w).sum(1)  # (B, D)
+
+    return fn
+
+
 def straightness(path: torch.Tensor) -> float:
     """How far a path bends: the mean over its steps of || (x_{k+1} - x_k) / dt - (x_end - x_start) ||^2,
     divided by || x_end - x_start ||^2 (0 for a straight path at constant speed; Liu et al. 2022, eq. 5,

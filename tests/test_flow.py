@@ -221,3 +221,16 @@ def test_flow_options_in_the_wrong_place_give_one_line_errors(argv, message, cap
     assert main(argv + ["--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_exact_velocity_of_a_mixture_carries_noise_to_its_modes():
+    means = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0]])
+    x1 = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    v = flow.mixture_velocity(means, std=0.05)
+    for solver, steps in (("euler", 50), ("heun", 10)):
+        x0 = flow.sample(v, x1=x1, steps=steps, solver=solver)
+        nearest = torch.cdist(x0, means).min(1).values
+        assert float(nearest.max()) < 0.3, solver
+    # one Euler step lands on E[x0 | x_1], an average of the modes weighted by how likely each is: between them
+    one = flow.sample(v, x1=x1, steps=1)
+    assert float(torch.cdist(one, means).min(1).values.mean()) > 0.5
