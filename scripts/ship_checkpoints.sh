@@ -10,6 +10,11 @@ diffusionlab classifier --epochs 3 --out "$out/classifier.pt"
 diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt
 diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt
 diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt
+# lesson 5: flow matching (cond's network and recipe, 35 minutes of one thread on a 2-core CPU shared with other
+# work), then reflow: 4000 (noise, sample) pairs from it (Euler 20 steps, guidance 2) and the flow model fine-tuned on them
+OMP_NUM_THREADS=1 diffusionlab train flow --minutes 35 --seed 0 --checkpoint checkpoints/flow.pt
+OMP_NUM_THREADS=1 diffusionlab make-reflow-pairs --n 4000 --steps 20 --solver euler --seed 0 --checkpoint checkpoints/flow.pt --out checkpoints/reflow_pairs.pt
+OMP_NUM_THREADS=1 diffusionlab train reflow --pairs checkpoints/reflow_pairs.pt --base checkpoints/flow.pt --minutes 9 --seed 0 --checkpoint checkpoints/reflow.pt
 # lesson 7: the VAE, then the latent text model on its latents. One thread each: on a 2-core CPU shared
 # with other work, two OpenMP threads per process made every step several times slower.
 OMP_NUM_THREADS=1 diffusionlab train vae --steps 700 --seed 0 --checkpoint checkpoints/vae.pt
@@ -23,7 +28,7 @@ OMP_NUM_THREADS=1 diffusionlab make-pairs --n 2000 --seed 0 --checkpoint checkpo
 OMP_NUM_THREADS=1 diffusionlab train pix2pix --pairs checkpoints/pairs.pt --base checkpoints/text.pt --vae checkpoints/vae.pt --steps 4000 --seed 0 --checkpoint checkpoints/pix2pix.pt
 OMP_NUM_THREADS=1 diffusionlab train pix2pix --pairs checkpoints/pairs.pt --base checkpoints/text.pt --vae checkpoints/vae.pt --steps 8000 --seed 0 --checkpoint checkpoints/pix2pix.pt
 python -c 'from diffusionlab import pairs; pairs.subset_pairs("checkpoints/pairs.pt", 512, "data/pix2pix_pairs_sample.pt", seed=0)'
-for name in cond denoiser ddpm vae text text-printed pix2pix; do
+for name in cond denoiser ddpm flow reflow vae text text-printed pix2pix; do
   diffusionlab export "checkpoints/$name.pt" "$out/$name.pt"
 done
 {
