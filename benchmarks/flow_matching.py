@@ -63,8 +63,12 @@ def sample_method(method: str, models: dict, n: int, nfe: int, guidance: float, 
     return models["reflow"].sample(n, labels=labels, guidance_scale=course.REFLOW_GUIDANCE, steps=nfe, generator=g)
 
 
-def nfe_table(models: dict, scorer: SampleScorer, n: int, nfes: list[int], guidance: float, seed: int) -> tuple[str, dict]:
-    methods = ["flow, Euler", "flow, Heun", "DDIM (cond)"] + (["reflow, Euler"] if "reflow" in models else [])
+METHODS = ("flow, Euler", "flow, Heun", "DDIM (cond)", "reflow, Euler")
+
+
+def nfe_table(models: dict, scorer: SampleScorer, n: int, nfes: list[int], guidance: float, seed: int,
+              methods=METHODS) -> tuple[str, dict]:
+    methods = [m for m in methods if m != "reflow, Euler" or "reflow" in models]
     results = {}
     lines = ["| evaluations | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     for nfe in nfes:
@@ -107,6 +111,8 @@ def main(argv=None) -> int:
     p.add_argument("--nfe", default="1,2,4,8,16,50", help="network evaluations, comma-separated")
     p.add_argument("--guidance", type=float, default=course.FLOW_GUIDANCE, help="guidance of flow and DDIM (2)")
     p.add_argument("--sections", default="targets,straight,nfe")
+    p.add_argument("--methods", default="all", help="columns of the nfe table, separated by ';' "
+                   f"(default all: {'; '.join(METHODS)})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="smoke test: 20 samples, 1 and 2 evaluations")
     args = p.parse_args(argv)
@@ -150,7 +156,11 @@ def main(argv=None) -> int:
         out += [f"| {name} | {value:.4f} |" for name, value in straightness_rows(models, args.guidance, args.seed)]
 
     if "nfe" in sections:
-        table, _ = nfe_table(models, scorer, args.n, nfes, args.guidance, args.seed)
+        methods = METHODS if args.methods == "all" else [m.strip() for m in args.methods.split(";")]
+        unknown = set(methods) - set(METHODS)
+        if unknown:
+            p.error(f"unknown --methods {sorted(unknown)}; choose from: {'; '.join(METHODS)}")
+        table, _ = nfe_table(models, scorer, args.n, nfes, args.guidance, args.seed, methods)
         out += ["", f"### Accuracy / FD against network evaluations ({args.n} samples each; guidance {args.guidance:g} "
                 "for flow and DDIM, 1 for reflow)", "", table, "",
                 f"FD floor ({args.n} real held-out digits): {scorer.floor(args.n):.2f}. DDIM: the shipped lesson-3 "

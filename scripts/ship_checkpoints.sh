@@ -10,11 +10,12 @@ diffusionlab classifier --epochs 3 --out "$out/classifier.pt"
 diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt
 diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt
 diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt
-# lesson 5: flow matching (cond's network and recipe, 35 minutes of one thread on a 2-core CPU shared with other
-# work), then reflow: 4000 (noise, sample) pairs from it (Euler 20 steps, guidance 2) and the flow model fine-tuned on them
-OMP_NUM_THREADS=1 diffusionlab train flow --minutes 35 --seed 0 --checkpoint checkpoints/flow.pt
-OMP_NUM_THREADS=1 diffusionlab make-reflow-pairs --n 4000 --steps 20 --solver euler --seed 0 --checkpoint checkpoints/flow.pt --out checkpoints/reflow_pairs.pt
-OMP_NUM_THREADS=1 diffusionlab train reflow --pairs checkpoints/reflow_pairs.pt --base checkpoints/flow.pt --minutes 9 --seed 0 --checkpoint checkpoints/reflow.pt
+# lesson 5: flow matching with cond's network and recipe (the shipped run: 35 minutes of one thread on a shared
+# 2-core CPU, which ended at step 2498 of that schedule), then reflow: 4000 (noise, sample) pairs from it (Euler 20
+# steps, guidance 2) and the flow model fine-tuned on them (the shipped run: 9 minutes, step 399 of an estimated 531)
+OMP_NUM_THREADS=1 diffusionlab train flow --steps 2498 --seed 0 --checkpoint checkpoints/flow.pt
+OMP_NUM_THREADS=1 diffusionlab make-reflow-pairs --n 4000 --steps 20 --solver euler --guidance 2 --seed 0 --checkpoint checkpoints/flow.pt --out checkpoints/reflow_pairs.pt
+OMP_NUM_THREADS=1 diffusionlab train reflow --pairs checkpoints/reflow_pairs.pt --base checkpoints/flow.pt --steps 399 --seed 0 --checkpoint checkpoints/reflow.pt
 # lesson 7: the VAE, then the latent text model on its latents. One thread each: on a 2-core CPU shared
 # with other work, two OpenMP threads per process made every step several times slower.
 OMP_NUM_THREADS=1 diffusionlab train vae --steps 700 --seed 0 --checkpoint checkpoints/vae.pt

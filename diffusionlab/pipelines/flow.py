@@ -18,7 +18,7 @@ from ..models.unet import UNet
 from .pixel import default_batch_size
 from ..utils import autocast_dtype
 
-FLOW_GUIDANCE = 2.0  # the guidance scale the course uses for the flow model (as for `cond`)
+FLOW_GUIDANCE = 1.5  # the flow model's default guidance: measured best at 10 evaluations (benchmarks/RESULTS.md)
 REFLOW_GUIDANCE = 1.0  # reflow learns the guided teacher's pairs: sample it without guidance (one pass per step)
 
 
