@@ -2,6 +2,9 @@
 
     diffusionlab train cond --minutes 10
     diffusionlab sample --model cond --n 1000 --guidance 2 --sampler ddim --steps 50 --out samples.pt
+    diffusionlab train flow --minutes 10                                 # lesson 5: flow matching
+    diffusionlab sample --model flow --steps 10 --solver heun --guidance 2 --n 1000 --out samples.pt
+    diffusionlab make-reflow-pairs --n 5000 --out reflow_pairs.pt && diffusionlab train reflow --pairs reflow_pairs.pt
     diffusionlab train vae --steps 500 && diffusionlab train text --minutes 10    # lesson 7's latent text model
     diffusionlab sample --model text --prompt "a thick seven" --negative-prompt "a seven leaning right" --n 16
     diffusionlab train finetune --base text --data printed --lora 4 --steps 400   # lesson 8: -> checkpoints/text-printed.pt
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from . import course
+from . import course, flow
 from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
 from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
@@ -114,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
     t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
-    ft = t.add_argument_group("finetune (lesson 8) and pix2pix (lesson 9)")
+    ft = t.add_argument_group("reflow (lesson 5), finetune (lesson 8) and pix2pix (lesson 9)")
     ft.add_argument("--base", default="text", help="the text model to start from: text (the shipped text.pt, else "
-                    "checkpoints/text.pt) or the path of a text checkpoint")
+                    "checkpoints/text.pt) or the path of a text checkpoint; reflow: the flow checkpoint to start "
+                    "from (default: the shipped flow.pt)")
     ft.add_argument("--pairs", type=Path, nargs="+", help="pix2pix: the training pairs, one or more files of "
-                    "`diffusionlab make-pairs` (joined)")
+                    "`diffusionlab make-pairs` (joined); reflow: the (noise, sample) pairs of "
+                    "`diffusionlab make-reflow-pairs` (one file)")
     ft.add_argument("--data", choices=["printed"], default="printed",
                     help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
@@ -130,13 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=["ddpm", "cond", "text", "text-printed"], default="cond")
+    s.add_argument("--model", choices=["ddpm", "cond", "flow", "reflow", "text", "text-printed"], default="cond")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
     s.add_argument("--guidance", type=_guidance,
                    help=f"classifier-free guidance scale (default {course.DEFAULT_GUIDANCE} for cond, "
+                        f"{course.FLOW_GUIDANCE} for flow, {course.REFLOW_GUIDANCE} for reflow, "
                         f"{DEFAULT_TEXT_GUIDANCE} for text)")
-    s.add_argument("--steps", type=_positive_int, default=50, help="sampling steps, 1 to 1000")
-    s.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    s.add_argument("--steps", type=_positive_int, help="sampling steps, 1 to 1000 (default 50; 10 for flow and reflow)")
+    s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
+    s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
+                   "per step) or heun (two per step)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
@@ -172,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     pp.add_argument("--out", type=Path, default=Path("p2p.pt"), help="output .pt file (default p2p.pt)")
     pp.add_argument("--png", type=Path, help="also save a grid: rows of source, edited and baseline images")
+
+    rp = sub.add_parser("make-reflow-pairs", help="reflow's training set (lesson 5): noise and the flow model's "
+                        "sample from it", description="Draws N noise images and solves the flow model's ODE from each "
+                        "(labels 0..9 in turn, with guidance); writes {'eps', 'x0', 'labels', ...} for `train reflow`.")
+    rp.add_argument("--n", type=_positive_int, required=True, help="number of pairs")
+    rp.add_argument("--steps", type=_positive_int, default=20, help="solver steps per sample (default 20)")
+    rp.add_argument("--solver", choices=flow.SOLVERS, default="euler")
+    rp.add_argument("--guidance", type=_guidance, help=f"guidance scale (default {course.FLOW_GUIDANCE})")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--checkpoint", type=Path, help="the flow model (default: the shipped flow.pt, else checkpoints/flow.pt)")
+    rp.add_argument("--out", type=Path, required=True, help="output .pt file")
 
     mp = sub.add_parser("make-pairs", help="the InstructPix2Pix training set (lesson 9): model pairs and exact pairs",
                         description="Pairs made by the text model with prompt-to-prompt (N prompts, several samples "
@@ -296,13 +316,15 @@ def cmd_train(args) -> None:
     steps, minutes = args.steps, args.minutes
     if steps is None and minutes is None:
         steps = 2000
-    finetuning, pix2pix = args.model == "finetune", args.model == "pix2pix"
+    finetuning, pix2pix, reflow = args.model == "finetune", args.model == "pix2pix", args.model == "reflow"
     if not finetuning and (args.lora is not None or args.from_scratch or args.n_images is not None
-                           or (args.base != "text" and not pix2pix)):
+                           or (args.base != "text" and not (pix2pix or reflow))):
         raise ValueError("--base, --data, --lora, --from-scratch and --n-images are options of `train finetune`")
-    if pix2pix != (args.pairs is not None):
+    if reflow and (args.pairs is None or len(args.pairs) != 1):
+        raise ValueError("`train reflow` needs --pairs FILE, one file (made by `diffusionlab make-reflow-pairs`)")
+    if not reflow and pix2pix != (args.pairs is not None):
         raise ValueError("`train pix2pix` needs --pairs FILE (made by `diffusionlab make-pairs`)" if pix2pix else
-                         "--pairs is an option of `train pix2pix`")
+                         "--pairs is an option of `train pix2pix` and `train reflow`")
     name = "text-printed" if finetuning else args.model
     device = get_device(args.device)
     checkpoint = args.checkpoint or course.default_checkpoint(name)
@@ -326,6 +348,8 @@ def cmd_train(args) -> None:
         raise ValueError("--vae is an option of the text models only")
     if pix2pix:
         extra = {"pairs": args.pairs, "base": _text_checkpoint(args.base), "vae": args.vae}
+    elif reflow:
+        extra = {"pairs": args.pairs[0], "base": _flow_checkpoint(args.base if args.base != "text" else None)}
     else:
         extra = finetune_arguments(args, device) if finetuning else {"vae": args.vae} if args.model == "text" else {}
     print(f"training {name!r} on {device} -> {checkpoint}")
@@ -392,12 +416,22 @@ def _checkpoint_to_sample(args) -> Path:
 
 def cmd_sample(args) -> None:
     device = get_device(args.device)
+    flow_model = args.model in course.FLOW_MODELS
+    if flow_model and (args.sampler is not None or args.eta != 0.0):
+        raise ValueError(f"--sampler and --eta are the diffusion models' options; {args.model} is solved by "
+                         "--solver euler or heun")
+    if not flow_model and args.solver is not None:
+        raise ValueError("--solver is an option of the flow models: add --model flow (or reflow); the diffusion "
+                         "models take --sampler ddim or ddpm")
+    args.steps = args.steps or (10 if flow_model else 50)
+    args.sampler, args.solver = args.sampler or "ddim", args.solver or "euler"
     if args.model in ("text", "text-printed"):
         return cmd_sample_text(args, device)
     if args.prompt or args.negative_prompt or args.vae:
         raise ValueError("--prompt, --negative-prompt and --vae are options of the text model: add --model text")
     if args.guidance is None:
-        args.guidance = course.DEFAULT_GUIDANCE
+        args.guidance = {"flow": course.FLOW_GUIDANCE, "reflow": course.REFLOW_GUIDANCE}.get(args.model,
+                                                                                           course.DEFAULT_GUIDANCE)
     path = _checkpoint_to_sample(args)
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
@@ -405,16 +439,22 @@ def cmd_sample(args) -> None:
     if args.png:
         check_writable(args.png, "--png", "grid.png")
     model = course.load(args.model, path, device)
+    if args.compile and flow_model:
+        raise ValueError("--compile is available for the diffusion models (ddpm, cond) only")
     if args.compile:
         start = time.time()
         model.compile(batch_size=min(args.n, course.default_batch_size(device)))
         if model.compiled is not None:
             print(f"compiled the network in {time.time() - start:.1f} s")
     g = torch.Generator(device=device).manual_seed(args.seed)
-    labels = torch.arange(args.n) % 10 if args.model == "cond" else None
+    labels = torch.arange(args.n) % 10 if args.model in ("cond", *course.FLOW_MODELS) else None
     start = time.time()
-    x = model.sample(args.n, labels=labels, guidance_scale=args.guidance, sampler=args.sampler, steps=args.steps,
-                     eta=args.eta, generator=g)
+    if flow_model:
+        x = model.sample(args.n, labels=labels, guidance_scale=args.guidance, steps=args.steps, solver=args.solver,
+                         generator=g)
+    else:
+        x = model.sample(args.n, labels=labels, guidance_scale=args.guidance, sampler=args.sampler, steps=args.steps,
+                         eta=args.eta, generator=g)
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.time() - start
@@ -428,7 +468,9 @@ def cmd_sample(args) -> None:
 
         from .viz import make_grid
         plt.imsave(args.png, make_grid(x[:100], nrow=10), cmap="gray", vmin=0, vmax=1)
-    print(f"sampled {args.n} images with {args.sampler} {args.steps} steps"
+    method = (f"{args.solver} {args.steps} steps ({flow.evaluations(args.steps, args.solver)} network evaluations)"
+              if flow_model else f"{args.sampler} {args.steps} steps")
+    print(f"sampled {args.n} images with {method}"
           f"{f', guidance {args.guidance:g}' if labels is not None else ''} from {path} in {elapsed:.1f} s "
           f"({args.n / elapsed:.1f} images/s) -> {args.out}")
 
@@ -466,6 +508,27 @@ def _text_checkpoint(base: str) -> Path:
         return Path(base)
     shipped = course.shipped_checkpoint("text")
     return shipped if shipped.exists() else course.default_checkpoint("text")
+
+
+def _flow_checkpoint(path: Path | str | None) -> Path:
+    """A flow checkpoint: `path`, else the shipped flow.pt, else checkpoints/flow.pt."""
+    if path is not None:
+        return Path(path)
+    shipped = course.shipped_checkpoint("flow")
+    return shipped if shipped.exists() else course.default_checkpoint("flow")
+
+
+def cmd_make_reflow_pairs(args) -> None:
+    """`diffusionlab make-reflow-pairs`: reflow's (eps, x0) pairs from a flow model (`pipelines.flow.reflow_data`)."""
+    from .pipelines.flow import reflow_data
+
+    check_writable(args.out, "--out", "reflow_pairs.pt")
+    device = get_device(args.device)
+    model = course.load("flow", _flow_checkpoint(args.checkpoint), device)
+    data = reflow_data(model, args.n, steps=args.steps, solver=args.solver, guidance_scale=args.guidance,
+                       seed=args.seed, out=args.out)
+    print(f"{args.n} reflow pairs ({args.solver} {args.steps} steps, guidance {data['guidance']:g}) in "
+          f"{data['seconds']:.1f} s -> {args.out}")
 
 
 def cmd_make_pairs(args) -> None:
@@ -597,6 +660,7 @@ def main(argv=None) -> int:
     try:
         {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "score": cmd_score,
          "classifier": cmd_classifier, "p2p": cmd_p2p, "make-pairs": cmd_make_pairs,
+         "make-reflow-pairs": cmd_make_reflow_pairs,
          "edit": cmd_edit, "playground": cmd_playground}[args.command](args)
     except (ValueError, CheckpointError, DataFileError) as err:
         print(f"diffusionlab {args.command}: error: {err}", file=sys.stderr)

@@ -3,12 +3,15 @@
     denoiser  lesson 1  one-step denoiser at sigma = 0.5            UNet(x)
     ddpm      lesson 2  unconditional DDPM                          UNet(x_t, t)
     cond      lesson 3  class-conditioned DDPM for CFG (+ null)     UNet(x_t, t, y)
+    flow      lesson 5  class-conditioned flow matching (velocity)  UNet(x_t, 1000 t, y), t in [0, 1] (flow.py)
+    reflow    lesson 5  the flow model retrained on its own pairs   (needs pairs: `make-reflow-pairs`)
     vae       lesson 7  the autoencoder of latent diffusion         VAE: encode(x), decode(z)
     text      lesson 7  latent text-to-image model (uses the vae)   UNet(z_t, t, context=TextEncoder(tokens))
     text-printed  lesson 8  the text model fine-tuned on printed digits (finetune.py; `train finetune`)
     pix2pix   lesson 9  InstructPix2Pix, edits a digit by an instruction (pipelines/instruct.py; needs pairs)
 
-`train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel`
+`train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel` (a `FlowModel` for
+flow and reflow, `pipelines/flow.py`)
 (`pipelines/pixel.py`), the trained network together with the noise schedule and prediction type it
 was trained with, with a `sample` method that calls the samplers of `samplers.py`. The course ships a small checkpoint
 of each in `data/checkpoints/` (see `MANIFEST.txt` there and the README for the commands that made them).
@@ -24,9 +27,11 @@ import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .data import load_mnist
+from . import flow
 from .losses import denoiser_loss, diffusion_loss
 from .models.unet import UNet, UNetConfig, config_dict
 from .pipelines.pixel import DEFAULT_GUIDANCE, DiffusionModel, default_batch_size  # noqa: F401 (course.DiffusionModel)
+from .pipelines.flow import FLOW_GUIDANCE, REFLOW_GUIDANCE, FlowModel, load_reflow_data
 from .schedules import NoiseSchedule
 from .train import train
 
@@ -44,8 +49,8 @@ class Recipe:
     batch_size: int = 128
     ema_decay: float = 0.999
     warmup: int = 100
-    prediction: str = "eps"  # what the network predicts: "eps", "v" or "x0"
-    schedule: dict = field(default_factory=lambda: {"T": 1000, "kind": "cosine"})
+    prediction: str = "eps"  # what the network predicts: "eps", "v" or "x0"; "velocity" for flow matching
+    schedule: dict | None = field(default_factory=lambda: {"T": 1000, "kind": "cosine"})  # None: no noise schedule
     p_uncond: float = 0.1  # classifier-free guidance: probability of dropping the label
     sigma: float = 0.5  # lesson 1's noise level
 
@@ -56,7 +61,15 @@ RECIPES = {
     "denoiser": Recipe(UNetConfig(channels=FAST_WIDTHS, attention=(False, False, False), time_conditioning=False)),
     "ddpm": Recipe(UNetConfig(channels=FAST_WIDTHS, attention=(False, False, False))),
     "cond": Recipe(UNetConfig(channels=FAST_WIDTHS, attention=(False, False, False), num_classes=10)),
+    # lesson 5: cond's network, batch, learning rate, EMA, null class and label dropout; flow matching's loss
+    "flow": Recipe(UNetConfig(channels=FAST_WIDTHS, attention=(False, False, False), num_classes=10),
+                   prediction="velocity", schedule=None),
+    # reflow starts from the flow model's weights and trains on its (eps, x0) pairs, labels kept (no dropout:
+    # the pairs were drawn with guidance, which reflow learns into the conditional velocity)
+    "reflow": Recipe(UNetConfig(channels=FAST_WIDTHS, attention=(False, False, False), num_classes=10),
+                     prediction="velocity", schedule=None, lr=5e-4, warmup=20, p_uncond=0.0),
 }
+FLOW_MODELS = ("flow", "reflow")
 
 
 LATENT_MODELS = ("vae", "text", "text-printed", "pix2pix")  # pipelines/latent.py, finetune.py, pipelines/instruct.py
@@ -100,7 +113,7 @@ def build(name: str) -> UNet:
 def metadata(name: str) -> dict:
     recipe = check_name(name)
     return {"model_name": name, "config": config_dict(recipe.config), "prediction": recipe.prediction,
-            "schedule": dict(recipe.schedule) if name != "denoiser" else None}
+            "schedule": dict(recipe.schedule) if name != "denoiser" and recipe.schedule else None}
 
 
 def train_model(name: str, steps: int | None = None, minutes: float | None = None, checkpoint=None,
@@ -123,11 +136,21 @@ def train_model(name: str, steps: int | None = None, minutes: float | None = Non
                         batch_size=batch_size, limit=limit, progress=progress, **kwargs)
     recipe = check_name(name)
     device = torch.device(device or "cpu")
+    if name == "reflow":  # kwargs: pairs= (a dict or a make-reflow-pairs file), base= (a flow checkpoint)
+        return _train_reflow(recipe, steps, minutes, checkpoint, device, seed, batch_size, limit, progress, **kwargs)
     x, y = load_mnist("train")
     if limit is not None:
         x, y = x[:limit], y[:limit]
     torch.manual_seed(seed)
     unet = UNet(recipe.config).to(device)
+    if name == "flow":
+        def flow_loss_fn(model, x0, labels, g):
+            return flow.flow_loss(model, x0, labels, g, recipe.p_uncond)
+        ema, history = train(unet, flow_loss_fn, x, y, steps=steps, minutes=minutes,
+                             batch_size=batch_size or recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup,
+                             ema_decay=recipe.ema_decay, seed=seed, checkpoint=checkpoint, metadata=metadata(name),
+                             progress=progress, **kwargs)
+        return FlowModel(name, ema), history
     schedule = NoiseSchedule(**recipe.schedule) if name != "denoiser" else None
     if name == "denoiser":
         def loss_fn(model, x0, labels, g):
@@ -140,6 +163,32 @@ def train_model(name: str, steps: int | None = None, minutes: float | None = Non
                          ema_decay=recipe.ema_decay, seed=seed, checkpoint=checkpoint, metadata=metadata(name),
                          progress=progress, **kwargs)
     return DiffusionModel(name, ema, schedule, recipe.prediction), history
+
+
+def _train_reflow(recipe: Recipe, steps, minutes, checkpoint, device, seed, batch_size, limit, progress,
+                  pairs=None, base=None, **kwargs):
+    """Reflow (Liu et al. 2022, sec. 2.3): the flow model's weights, trained on fixed (eps, x0) pairs."""
+    if pairs is None:
+        raise ValueError("reflow trains on pairs drawn from a flow model: make them with `diffusionlab "
+                         "make-reflow-pairs --out pairs.pt` and pass pairs= (the file or its dict)")
+    data = pairs if isinstance(pairs, dict) else load_reflow_data(pairs)
+    x0, eps, labels = data["x0"], data["eps"], data["labels"]
+    if limit is not None:
+        x0, eps, labels = x0[:limit], eps[:limit], labels[:limit]
+    start = load("flow", base, device)  # base None: the shipped flow model
+    torch.manual_seed(seed)
+    unet = UNet(recipe.config).to(device)
+    unet.load_state_dict(start.unet.state_dict())
+
+    def loss_fn(model, x0_eps, y, g):
+        return flow.reflow_loss(model, x0_eps, y, g, recipe.p_uncond)
+
+    meta = {**metadata("reflow"), "pairs": {k: data[k] for k in ("steps", "solver", "guidance")}, "pair_count": len(x0)}
+    ema, history = train(unet, loss_fn, torch.cat([x0, eps], dim=1), labels, steps=steps, minutes=minutes,
+                         batch_size=batch_size or recipe.batch_size, lr=recipe.lr, warmup=recipe.warmup,
+                         ema_decay=recipe.ema_decay, seed=seed, checkpoint=checkpoint, metadata=meta,
+                         progress=progress, **kwargs)
+    return FlowModel("reflow", ema, REFLOW_GUIDANCE), history
 
 
 def export_weights(checkpoint, out, half: bool = True) -> Path:
@@ -170,7 +219,7 @@ def load(name: str, checkpoint=None, device=None, vae=None):
         if name == "vae":
             return latent.load_vae(checkpoint, device)
         return latent.load(checkpoint, vae=vae, device=device)
-    check_name(name)
+    recipe = check_name(name)
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
     if checkpoint is None and not path.exists():
         raise CheckpointError(f"no shipped checkpoint for {name!r} at {path}; train one with "
@@ -183,6 +232,8 @@ def load(name: str, checkpoint=None, device=None, vae=None):
     except RuntimeError as err:
         raise CheckpointError(f"{path}: the weights do not fit the {name!r} network ({str(err).splitlines()[0]})") from None
     unet.eval().requires_grad_(False)
+    if recipe.prediction == "velocity":
+        return FlowModel(name, unet, REFLOW_GUIDANCE if name == "reflow" else FLOW_GUIDANCE).to(device or "cpu")
     schedule = NoiseSchedule(**state["schedule"]) if state.get("schedule") else None
     return DiffusionModel(name, unet, schedule, state.get("prediction", "eps")).to(device or "cpu")
 

@@ -38,7 +38,7 @@ def test_classifier_accuracy():
     assert accuracy(load_classifier(), x[:2000], y[:2000]) > 0.98
 
 
-@pytest.mark.parametrize("name", ["denoiser", "ddpm", "cond"])
+@pytest.mark.parametrize("name", ["denoiser", "ddpm", "cond", "flow", "reflow"])
 def test_shipped_models_load(name):
     model = course.load(name)
     assert model.name == name and not model.unet.training
@@ -50,6 +50,14 @@ def test_shipped_cond_model_draws_the_requested_digits():
     x = model.sample(60, labels=labels, steps=20, generator=torch.Generator().manual_seed(0), progress=False)
     pred, _ = predict(load_classifier(), x)
     assert (pred == labels).float().mean() > 0.9
+
+
+def test_shipped_flow_models_draw_the_requested_digits_in_few_steps():
+    labels = torch.arange(60) % 10
+    classifier = load_classifier()
+    for name, steps in (("flow", 10), ("reflow", 2)):
+        x = course.load(name).sample(60, labels=labels, steps=steps, generator=torch.Generator().manual_seed(0))
+        assert (predict(classifier, x)[0] == labels).float().mean() > 0.9, name
 
 
 def test_shipped_denoiser_beats_the_noise():
