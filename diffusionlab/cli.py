@@ -7,7 +7,7 @@
     diffusionlab make-reflow-pairs --n 5000 --out reflow_pairs.pt && diffusionlab train reflow --pairs reflow_pairs.pt
     diffusionlab train vae --steps 500 && diffusionlab train text --minutes 10    # lesson 7's latent text model
     diffusionlab sample --model text --prompt "a thick seven" --negative-prompt "a seven leaning right" --n 16
-    diffusionlab train finetune --base text --data printed --lora 4 --steps 400   # lesson 8: -> checkpoints/text-printed.pt
+    diffusionlab train finetune --base text --data printed --lora 2 --steps 1000  # lesson 8: -> checkpoints/text-printed.pt
     diffusionlab sample --model text-printed --prompt "a printed seven" --checkpoint checkpoints/text-printed.pt
     diffusionlab p2p --prompt "a thick seven" --edit "a thin seven" --n 8 --out edit.pt   # lesson 8's prompt-to-prompt
     diffusionlab make-pairs --n 2000 --out pairs.pt                      # lesson 9: the InstructPix2Pix training set
