@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .captions import ATTRIBUTES, attributes, sides, thresholds, words
 from .editing.prompt_to_prompt import Chain, InjectSelf, ReplaceCross, controlled
 from .guidance import cfg_combine
-from .instructions import Triplet, make_triplet, random_triplets
+from .instructions import KINDS, Triplet, make_triplet, random_triplets
 from .metrics import Classifier
 from .samplers import sample
 from .schedules import NoiseSchedule
@@ -338,7 +338,7 @@ def generate_pairs(pipe: TextToImage, n_prompts: int, classifier: Classifier | N
         raise ValueError(f"p_range is (low, high) with 0 <= low <= high <= 1, got {p_range!r}")
     start_time = time.perf_counter()
     if triplets is None:
-        triplets = random_triplets(n_prompts, generator) if kinds is None else random_triplets(n_prompts, generator, kinds)
+        triplets = random_triplets(n_prompts, generator, KINDS if kinds is None else kinds)
     triplets = triplets[:n_prompts]
     inputs, edited, prompt_of, ps = [], [], [], []
     bar = tqdm(total=len(triplets) * samples_per_prompt, desc="image pairs", unit="pair", disable=not progress)

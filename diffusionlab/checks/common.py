@@ -144,6 +144,17 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
         raise ExerciseError(f"{where}: expected {expected}, got {got}")
 
 
+def load_reference_weights(block: torch.nn.Module, reference: torch.nn.Module, exercise: str) -> torch.nn.Module:
+    """Load `reference`'s weights into the student's `block`, so the two can be compared output for output; a
+    block whose parameters are named otherwise gets an ExerciseError naming the package class to follow."""
+    try:
+        block.load_state_dict(reference.state_dict())
+    except RuntimeError as err:
+        raise ExerciseError(f"Exercise '{exercise}': the block's parameters must be named like "
+                            f"unet.{type(reference).__name__}'s ({str(err).splitlines()[-1].strip()})") from None
+    return block
+
+
 def seeded(seed: int, *shape: int) -> torch.Tensor:
     """A reproducible standard-normal tensor for check inputs."""
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))

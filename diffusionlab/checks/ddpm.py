@@ -15,7 +15,7 @@ from ..models.unet import ResBlock, UNet, UNetConfig
 from ..samplers import ddpm_step, sample
 from ..schedules import NoiseSchedule, cosine_betas
 from ..utils import make_generator
-from .common import ExerciseError, compare, others_as_references, seeded
+from .common import compare, load_reference_weights, others_as_references, seeded
 from .denoising import _random_parameters
 
 
@@ -81,11 +81,7 @@ def check_time_res_block(student_class: type) -> None:
             if block_class is None:
                 return reference(x, emb)
             block = block_class(c_in, c_out, emb_dim, 8)
-            try:
-                block.load_state_dict(reference.state_dict())
-            except RuntimeError as err:
-                raise ExerciseError(f"Exercise 'time_res_block': the block's parameters must be named like "
-                                    f"unet.ResBlock's ({str(err).splitlines()[-1].strip()})") from None
+            load_reference_weights(block, reference, "time_res_block")
             return block(x, emb)
 
         return fn

@@ -9,7 +9,7 @@ import torch
 from ..losses import add_noise, denoiser_loss
 from ..models.unet import ResBlock, UNet, UNetConfig, UpBlock
 from ..utils import make_generator
-from .common import ExerciseError, compare, others_as_references, seeded
+from .common import compare, load_reference_weights, others_as_references, seeded
 
 
 def check_add_noise(student_fn: Callable) -> None:
@@ -41,11 +41,7 @@ def check_res_block(student_class: type) -> None:
             if block_class is None:
                 return reference(x, None)
             block = block_class(c_in, c_out, 8)
-            try:
-                block.load_state_dict(reference.state_dict())
-            except RuntimeError as err:
-                raise ExerciseError(f"Exercise 'res_block': the block's parameters must be named like unet.ResBlock's "
-                                    f"({str(err).splitlines()[-1].strip()})") from None
+            load_reference_weights(block, reference, "res_block")
             return block(x)
 
         return fn
@@ -78,11 +74,7 @@ def check_up_block(student_class: type) -> None:
             if block_class is None:
                 return reference(h, skip)
             block = block_class(c_in, c_skip, c_out, 8)
-            try:
-                block.load_state_dict(reference.state_dict())
-            except RuntimeError as err:
-                raise ExerciseError(f"Exercise 'up_block': the block's parameters must be named like unet.UpBlock's "
-                                    f"({str(err).splitlines()[-1].strip()})") from None
+            load_reference_weights(block, reference, "up_block")
             return block(h, skip)
 
         return fn
