@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -95,22 +96,46 @@ def clean_outputs(nb) -> None:
         widgets["state"] = {ref: model for ref, model in state.items() if ref in keep}
 
 
-def run(path: Path, mode: str, out: Path | None, timeout: int) -> float:
-    """Execute one notebook in `mode`; save it (in place, or into `out`); return the wall time in seconds."""
+def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float | None = None) -> tuple[float, str]:
+    """Execute one notebook in `mode`; save it (in place, or into `out`); return (wall time in seconds, status).
+
+    deadline: a time.time() by which the notebook must be done. The cell running then is stopped, and with `out`
+    the notebook is saved as far as it ran (status "stopped at cell N: ..."), so that a timed machine still
+    gives back what it ran. An error in a cell is handled the same way when `out` is given."""
     os.environ["DIFFUSIONLAB_MODE"] = mode  # the kernel inherits it; the setup cell reads it
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # a cell the run does not reach must not show the outputs of an earlier run
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
     start = time.perf_counter()
     # IPC sockets, not TCP ports: two notebooks started at once on one machine cannot pick the same port
     km = KernelManager(kernel_name="python3", transport="ipc",
                        ip=os.path.join(tempfile.mkdtemp(prefix="diffusionlab-kernel-"), "ipc"))  # an absolute path
-    NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    current = {"index": 0}
+    client.on_cell_start = lambda cell, cell_index: current.update(index=cell_index)
+    # at the deadline, interrupt the kernel: the running cell stops with KeyboardInterrupt, as with Ctrl-C
+    alarm = threading.Timer(max(0.0, deadline - time.time()), km.interrupt_kernel) if deadline else None
+    status = "done"
+    try:
+        if alarm:
+            alarm.start()
+        client.execute()
+    except Exception as error:  # CellExecutionError, CellTimeoutError, DeadKernelError
+        if out is None:
+            raise
+        last_line = (re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines() or [type(error).__name__])[-1]
+        status = f"stopped at cell {current['index']}: {type(error).__name__}: {last_line[:300]}"
+    finally:
+        if alarm:
+            alarm.cancel()
     seconds = time.perf_counter() - start
     clean_outputs(nb)
     target = (out / path.name) if out else path
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
-    return seconds
+    return seconds, status
 
 
 def main(argv=None) -> int:
@@ -119,6 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
     parser.add_argument("--out", type=Path, help="write executed copies here instead of saving in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--deadline", type=float,
+                        help="seconds from now by which every notebook must be done (with --out: the rest is cut)")
     parser.add_argument("--clean-only", action="store_true", help="do not execute: only clean the saved outputs")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -128,11 +155,12 @@ def main(argv=None) -> int:
             clean_outputs(nb)
             nbformat.write(nb, (args.out / path.name) if args.out else path)
         return 0
+    deadline = time.time() + args.deadline if args.deadline else None
     rows = []
     for path in paths:
-        seconds = run(path.resolve(), args.mode, args.out, args.timeout)
+        seconds, status = run(path.resolve(), args.mode, args.out, args.timeout, deadline)
         rows.append((path.name, seconds))
-        print(f"{path.name:<24} {args.mode:>4}  {seconds:7.1f} s", flush=True)
+        print(f"{path.name:<24} {args.mode:>4}  {seconds:7.1f} s  {status}", flush=True)
     print(f"{'total':<24} {args.mode:>4}  {sum(s for _, s in rows):7.1f} s")
     return 0
 
