@@ -439,8 +439,6 @@ def cmd_sample(args) -> None:
     if args.png:
         check_writable(args.png, "--png", "grid.png")
     model = course.load(args.model, path, device)
-    if args.compile and flow_model:
-        raise ValueError("--compile is available for the diffusion models (ddpm, cond) only")
     if args.compile:
         start = time.time()
         model.compile(batch_size=min(args.n, course.default_batch_size(device)))
