@@ -127,7 +127,7 @@ def _toy_eps_fn(schedule: NoiseSchedule) -> Callable:
     """A stand-in for a trained network that depends on x_t and t: eps = sqrt(1 - alpha_bar_t) x_t."""
     def eps_fn(x, t):
         t = torch.as_tensor(t, device=x.device).reshape(-1)
-        return (1 - schedule.alpha_bar[t]).sqrt().to(x.dtype).view(-1, 1, 1, 1) * x
+        return (1 - schedule.alpha_bar.to(x.device)[t]).sqrt().to(x.dtype).view(-1, 1, 1, 1) * x
 
     eps_fn.__name__ = "eps_fn"
     return eps_fn
