@@ -2,6 +2,7 @@
 
     python scripts/run_notebooks.py                        # every notebook, fast mode, outputs saved in place
     python scripts/run_notebooks.py --mode full --out DIR  # full mode (a GPU), executed copies written to DIR
+    python scripts/run_notebooks.py --mode full --out DIR --jobs 9 --deadline 3600  # all at once on one GPU
     python scripts/run_notebooks.py notebooks/06_editing.ipynb
     python scripts/run_notebooks.py --clean-only notebooks/06_editing.ipynb  # only tidy the saved outputs
 
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -144,6 +146,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
     parser.add_argument("--out", type=Path, help="write executed copies here instead of saving in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run at once, each in its own kernel (full mode on a large GPU: all of them)")
     parser.add_argument("--deadline", type=float,
                         help="seconds from now by which every notebook must be done (with --out: the rest is cut)")
     parser.add_argument("--clean-only", action="store_true", help="do not execute: only clean the saved outputs")
@@ -157,11 +161,13 @@ def main(argv=None) -> int:
         return 0
     deadline = time.time() + args.deadline if args.deadline else None
     rows = []
-    for path in paths:
-        seconds, status = run(path.resolve(), args.mode, args.out, args.timeout, deadline)
-        rows.append((path.name, seconds))
-        print(f"{path.name:<24} {args.mode:>4}  {seconds:7.1f} s  {status}", flush=True)
-    print(f"{'total':<24} {args.mode:>4}  {sum(s for _, s in rows):7.1f} s")
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        runs = {pool.submit(run, path.resolve(), args.mode, args.out, args.timeout, deadline): path for path in paths}
+        for done in as_completed(runs):
+            seconds, status = done.result()
+            rows.append((runs[done].name, seconds))
+            print(f"{runs[done].name:<26} {args.mode:>4}  {seconds:7.1f} s  {status}", flush=True)
+    print(f"{'total':<26} {args.mode:>4}  {sum(s for _, s in rows):7.1f} s")
     return 0
 
 
