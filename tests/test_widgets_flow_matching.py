@@ -41,6 +41,11 @@ def test_flow_explorer(models, name, value):
     assert changes(explorer, name, value, "images")
 
 
+def test_flow_explorer_starts_at_the_flow_models_default_guidance(models):
+    explorer = widgets.make_flow_explorer(models, n=2)
+    assert explorer.controls["guidance_scale"].value == models["flow"].default_guidance == 1.5
+
+
 def test_flow_explorer_draws_the_solver_paths_and_counts_evaluations(models):
     explorer = widgets.make_flow_explorer(models, n=2)
     explorer.controls["steps"].value = 8

@@ -38,11 +38,13 @@ def toy_paths(steps: int, solver: str, seed: int, n: int = 200, means: torch.Ten
 def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> Explorer:
     """models: {"flow": FlowModel, "reflow": FlowModel (optional)}. Controls: model, steps, solver, guidance, seed.
     `last`: {"images": (n, 1, 28, 28), "paths": (steps + 1, 200, 2) of the toy, "evaluations": network calls}."""
-    controls = {
-        "model": W.Dropdown(options=list(models), value=next(iter(models)), description="model"),
+    first = next(iter(models))
+    controls = {  # guidance starts at the first model's default (the flow model's: 1.5)
+        "model": W.Dropdown(options=list(models), value=first, description="model"),
         "steps": W.SelectionSlider(options=FLOW_STEP_CHOICES, value=4, description="steps", continuous_update=False),
         "solver": W.Dropdown(options=list(flow.SOLVERS), value="euler", description="solver"),
-        "guidance_scale": W.FloatSlider(value=2.0, min=0.0, max=max_guidance, step=0.5, description="guidance w",
+        "guidance_scale": W.FloatSlider(value=models[first].default_guidance, min=0.0, max=max_guidance, step=0.25,
+                                        description="guidance w",
                                         continuous_update=False),
         "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
     }
