@@ -18,7 +18,12 @@ the training captions):
               (the tertile of that digit: where training captions used the word), and of the median
   negative    "a <digit>" with a negative prompt ("a thin <digit>", ...): the share on the opposite side,
               against no negative prompt
-  guidance    accuracy and FD of `--sweep-n` samples for each guidance scale of `--sweep` (to choose the default)
+  guidance    for each setting of `--sweep` ("W" guides every step, "W:LO:HI" only the timesteps LO <= t < HI):
+              accuracy and FD of `--sweep-n` samples, and the share of `--per-word` samples of "a thin <digit>"
+              and "a large <digit>" on the requested side (the two hardest words), to choose the recommended setting
+
+The other sections sample with `--guidance` and `--guidance-interval` (default: the course's recommended
+setting, `latent.RECOMMENDED_GUIDANCE`; `--guidance-interval 0 1000` guides every step).
 
 Timings depend on the machine's load; the load average is printed with the tables.
 """
@@ -72,9 +77,12 @@ def main(argv=None):
     p.add_argument("--text", help="text model checkpoint (default: the shipped text.pt)")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--per-word", type=int, default=200)
-    p.add_argument("--guidance", type=float, default=latent.DEFAULT_TEXT_GUIDANCE)
+    p.add_argument("--guidance", type=float, default=latent.RECOMMENDED_GUIDANCE["guidance_scale"])
+    p.add_argument("--guidance-interval", type=int, nargs=2, default=latent.RECOMMENDED_GUIDANCE["guidance_interval"],
+                   metavar=("LO", "HI"), help="guide only the timesteps LO <= t < HI (0 1000: every step)")
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--sweep", default="1,2,3,5", help="guidance scales for the guidance section ('' to skip)")
+    p.add_argument("--sweep", default="1.5,2,2.5:0:850,2.5:500:1000,2.5:0:700",
+                   help="settings for the guidance section, W or W:LO:HI, comma-separated ('' to skip)")
     p.add_argument("--sweep-n", type=int, default=500)
     p.add_argument("--sections", default="vae,digits,attributes,negative,guidance")
     p.add_argument("--quick", action="store_true", help="few samples, to check the script runs")
@@ -85,16 +93,19 @@ def main(argv=None):
     sections = args.sections.split(",")
 
     pipe = latent.load(args.text, vae=args.vae)
+    interval = tuple(args.guidance_interval)
     scorer = SampleScorer()
     thr, med = thresholds(), medians()
     load = os.getloadavg()
     print(f"# lesson 7 latent text model: {args.text or 'shipped text.pt'}, {args.vae or 'shipped vae.pt'}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load[0]:.1f} {load[1]:.1f} "
-          f"{load[2]:.1f}; DDIM {args.steps} steps, guidance {args.guidance:g}, seed {args.seed}\n")
+          f"{load[2]:.1f}; DDIM {args.steps} steps, guidance {args.guidance:g} at timesteps {interval[0]} <= t < "
+          f"{interval[1]}, seed {args.seed}\n")
 
-    def draw(prompts, negatives=None, w=args.guidance, seed=args.seed):
+    def draw(prompts, negatives=None, w=args.guidance, seed=args.seed, interval=interval):
         g = torch.Generator().manual_seed(seed)
-        return pipe.sample(prompts, negative_prompts=negatives, guidance_scale=w, steps=args.steps, generator=g)
+        return pipe.sample(prompts, negative_prompts=negatives, guidance_scale=w, steps=args.steps, generator=g,
+                           guidance_interval=interval)
 
     if "vae" in sections:
         x, _ = load_mnist("test")
@@ -151,14 +162,23 @@ def main(argv=None):
         print()
 
     if "guidance" in sections and args.sweep:
-        print(f"| guidance | read as requested digit | FD ({args.sweep_n} samples; floor {scorer.floor(args.sweep_n):.2f}) |"
-              "\n|---|---|---|")
+        print(f"| guidance | at timesteps | read as requested digit | FD ({args.sweep_n} samples; floor "
+              f"{scorer.floor(args.sweep_n):.2f}) | thin ({args.per_word}) | large ({args.per_word}) |"
+              "\n|---|---|---|---|---|---|")
         digits = torch.arange(args.sweep_n) % 10
         prompts = [f"a {DIGIT_WORDS[d]}" for d in digits.tolist()]
-        for w in [float(v) for v in args.sweep.split(",")]:
-            note(f"guidance {w:g} ...")
-            s = scorer.score(draw(prompts, w=w), digits)
-            print(f"| {w:g} | {100 * s['accuracy']:.1f}% | {s['fd']:.2f} |")
+        words = torch.arange(args.per_word) % 10
+        for setting in args.sweep.split(","):
+            w, *lo_hi = (float(v) for v in setting.split(":"))
+            at = (int(lo_hi[0]), int(lo_hi[1])) if lo_hi else None
+            note(f"guidance {setting} ...")
+            s = scorer.score(draw(prompts, w=w, interval=at), digits)
+            shares = [side_shares(draw([template.format(d=DIGIT_WORDS[d]) for d in words.tolist()], w=w, interval=at),
+                                  words, name, side, thr, med)[0]
+                      for name, side, template in (WORD_TESTS[1], WORD_TESTS[2])]  # thin, large
+            where = "every step" if at is None else f"{at[0]} <= t < {at[1]}"
+            print(f"| {w:g} | {where} | {100 * s['accuracy']:.1f}% | {s['fd']:.2f} ({s['fd'] / scorer.floor(args.sweep_n):.2f}x) | "
+                  f"{100 * shares[0]:.1f}% | {100 * shares[1]:.1f}% |", flush=True)
         print()
 
 

@@ -36,7 +36,7 @@ from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
 from .guidance import check_guidance_scale
 from .instructions import KIND_WEIGHTS, KINDS
 from .pipelines.instruct import VARIANTS
-from .pipelines.latent import DEFAULT_TEXT_GUIDANCE
+from .pipelines.latent import DEFAULT_TEXT_GUIDANCE, RECOMMENDED_GUIDANCE
 from .samplers import SAMPLERS
 from .utils import get_device
 
@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=_guidance,
                    help=f"classifier-free guidance scale (default {course.DEFAULT_GUIDANCE} for cond, "
                         f"{course.FLOW_GUIDANCE} for flow, {course.REFLOW_GUIDANCE} for reflow, "
-                        f"{DEFAULT_TEXT_GUIDANCE} for text)")
+                        f"{RECOMMENDED_GUIDANCE['guidance_scale']} for text)")
+    s.add_argument("--guidance-interval", type=int, nargs=2, metavar=("LO", "HI"),
+                   help="text models: guide only the timesteps LO <= t < HI (default %d %d, the course's recommended "
+                        "setting; 0 1000: every step)" % RECOMMENDED_GUIDANCE["guidance_interval"])
     s.add_argument("--steps", type=_positive_int, help="sampling steps, 1 to 1000 (default 50; 10 for flow and reflow)")
     s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
     s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
@@ -386,13 +389,14 @@ def cmd_sample_text(args, device) -> None:
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
     path = _checkpoint_to_sample(args)
-    guidance = DEFAULT_TEXT_GUIDANCE if args.guidance is None else args.guidance
+    guidance = RECOMMENDED_GUIDANCE["guidance_scale"] if args.guidance is None else args.guidance
+    interval = tuple(args.guidance_interval or RECOMMENDED_GUIDANCE["guidance_interval"])
     pipe = course.load(args.model, path, device, vae=args.vae)
     prompts = [args.prompt[i % len(args.prompt)] for i in range(args.n)]
     g = torch.Generator(device=device).manual_seed(args.seed)
     start = time.time()
     x = pipe.sample(prompts, negative_prompts=args.negative_prompt, guidance_scale=guidance, sampler=args.sampler,
-                    steps=args.steps, eta=args.eta, generator=g)
+                    steps=args.steps, eta=args.eta, generator=g, guidance_interval=interval)
     elapsed = time.time() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"images": ((x.float().cpu() + 1) / 2).clamp(0, 1), "prompts": prompts}, args.out)
@@ -402,7 +406,7 @@ def cmd_sample_text(args, device) -> None:
         from .viz import make_grid
         plt.imsave(args.png, make_grid(x[:100], nrow=10), cmap="gray", vmin=0, vmax=1)
     print(f"sampled {args.n} images for {len(set(prompts))} prompt(s) with {args.sampler} {args.steps} steps, guidance "
-          f"{guidance:g} from {path} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s) -> {args.out}")
+          f"{guidance:g} at timesteps {interval[0]} <= t < {interval[1]} from {path} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s) -> {args.out}")
 
 
 def _checkpoint_to_sample(args) -> Path:
@@ -427,8 +431,9 @@ def cmd_sample(args) -> None:
     args.sampler, args.solver = args.sampler or "ddim", args.solver or "euler"
     if args.model in ("text", "text-printed"):
         return cmd_sample_text(args, device)
-    if args.prompt or args.negative_prompt or args.vae:
-        raise ValueError("--prompt, --negative-prompt and --vae are options of the text model: add --model text")
+    if args.prompt or args.negative_prompt or args.vae or args.guidance_interval:
+        raise ValueError("--prompt, --negative-prompt, --vae and --guidance-interval are options of the text model: "
+                         "add --model text")
     if args.guidance is None:
         args.guidance = {"flow": course.FLOW_GUIDANCE, "reflow": course.REFLOW_GUIDANCE}.get(args.model,
                                                                                            course.DEFAULT_GUIDANCE)

@@ -48,3 +48,25 @@ def test_train_accepts_the_latent_models():
     assert parser.parse_args(["train", "vae", "--steps", "5"]).model == "vae"
     args = parser.parse_args(["train", "text", "--vae", "v.pt"])
     assert args.model == "text" and str(args.vae) == "v.pt"
+
+
+def test_sample_text_guides_in_the_recommended_interval_unless_told(tiny_checkpoints, tmp_path, capsys):
+    d = tiny_checkpoints
+    base = ["sample", "--model", "text", "--checkpoint", str(d / "text.pt"), "--vae", str(d / "vae.pt"),
+            "--prompt", "a thick 2", "--n", "2", "--steps", "4", "--guidance", "4"]
+    runs = {}
+    for name, extra in [("default", []), ("every", ["--guidance-interval", "0", "1000"]),
+                        ("top", ["--guidance-interval", "850", "1000"])]:
+        out = tmp_path / f"{name}.pt"
+        assert cli.main(base + extra + ["--out", str(out)]) == 0
+        runs[name] = torch.load(out, weights_only=True)["images"]
+        printed = capsys.readouterr().out
+    assert "at timesteps 850 <= t < 1000" in printed
+    assert not torch.equal(runs["default"], runs["every"]) and not torch.equal(runs["top"], runs["every"])
+    assert cli.main(base + ["--guidance-interval", "900", "100", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "guidance_interval must be None" in capsys.readouterr().err
+
+
+def test_guidance_interval_is_an_option_of_the_text_model_only(capsys):
+    assert cli.main(["sample", "--model", "cond", "--guidance-interval", "0", "850"]) == 2
+    assert "--model text" in capsys.readouterr().err

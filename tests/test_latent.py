@@ -44,6 +44,37 @@ def test_negative_prompt_replaces_the_unconditional_prediction():
     assert not torch.allclose(got, plain)
 
 
+def test_guidance_interval_guides_only_its_timesteps_and_saves_the_second_pass_elsewhere():
+    pipe = tiny_pipe()  # T = 100
+    z, w, prompts = torch.randn(3, 4, 8, 8), 3.0, ["a thick seven", "a 2", "a small one"]
+    passes = []
+    hook = pipe.model.unet.register_forward_hook(lambda module, args, out: passes.append(out.shape[0]))
+    with torch.no_grad():
+        cond = lambda t: pipe.model(z, t, pipe.tokenizer.encode(prompts))
+        empty = lambda t: pipe.model(z, t, pipe.tokenizer.encode([""] * 3))
+    fn, every = pipe.eps_fn(prompts, w, guidance_interval=(10, 80)), pipe.eps_fn(prompts, w)
+    passes.clear()
+    above, inside, below = torch.full((3,), 80), torch.full((3,), 79), torch.full((3,), 9)
+    torch.testing.assert_close(fn(z, above), cond(above), atol=1e-5, rtol=0)  # outside: the prompt's own prediction
+    torch.testing.assert_close(fn(z, below), cond(below), atol=1e-5, rtol=0)
+    assert passes[0] == 3 and passes[2] == 3  # one network pass of B rows (cond() ran the others)
+    torch.testing.assert_close(fn(z, inside), every(z, inside), atol=1e-6, rtol=0)  # inside: guided, as without it
+    torch.testing.assert_close(fn(z, inside), empty(inside) + w * (cond(inside) - empty(inside)), atol=1e-5, rtol=0)
+    mixed = torch.tensor([5, 50, 95])  # one timestep per row: each row as its own timestep says
+    torch.testing.assert_close(fn(z, mixed), torch.stack([cond(mixed)[0], every(z, mixed)[1], cond(mixed)[2]]),
+                               atol=1e-5, rtol=0)
+    hook.remove()
+    g = lambda: torch.Generator().manual_seed(0)  # the whole range is every step
+    assert torch.equal(pipe.sample(prompts, guidance_scale=w, steps=4, generator=g(), guidance_interval=(0, 100)),
+                       pipe.sample(prompts, guidance_scale=w, steps=4, generator=g()))
+
+
+@pytest.mark.parametrize("interval", [(80, 10), (0, 101), (-1, 50), (0.5, 50), "0-850", (0, 50, 80)])
+def test_a_bad_guidance_interval_is_named(interval):
+    with pytest.raises(ValueError, match="guidance_interval must be None .* 0 <= lo < hi <= 100"):
+        tiny_pipe().eps_fn(["a 2"], 2.0, guidance_interval=interval)
+
+
 def test_a_dropped_caption_is_the_empty_caption():
     """With p_uncond = 1 every caption is dropped: the loss no longer depends on what the digits were."""
     torch.manual_seed(0)

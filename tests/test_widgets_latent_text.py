@@ -39,7 +39,7 @@ def _close_figures():
 
 
 @pytest.mark.parametrize("name, value", [("prompt", "a thin 2 leaning left"), ("negative_prompt", "a thick seven"),
-                                         ("guidance_scale", 7.0), ("steps", 10), ("seed", 5)])
+                                         ("guidance_scale", 7.0), ("guide_below", 50), ("steps", 10), ("seed", 5)])
 def test_prompt_explorer(pipe, name, value):
     explorer = widgets.make_prompt_explorer(pipe, n=2, steps=5)
     assert changes(explorer, name, value, "images")
@@ -58,13 +58,19 @@ def test_prompt_explorer_names_an_unknown_word_in_its_output(pipe, capsys):
 
 
 def test_prompt_explorer_empty_negative_is_plain_guidance(pipe):
-    """An empty negative prompt gives the samples of the empty caption as the unconditional prediction."""
+    """An empty negative prompt gives the samples of the empty caption as the unconditional prediction; the
+    widget starts at the recommended guidance scale, guiding every step of this T = 100 schedule."""
     explorer = widgets.make_prompt_explorer(pipe, n=2, steps=5)
     images = explorer.render()["images"]
     from diffusionlab.utils import make_generator
-    expected = pipe.sample("a thick seven", n=2, negative_prompts="", guidance_scale=3.0, steps=5,
+    assert explorer.controls["guidance_scale"].value == 2.5 and explorer.controls["guide_below"].value == 100
+    expected = pipe.sample("a thick seven", n=2, negative_prompts="", guidance_scale=2.5, steps=5,
                            generator=make_generator(0))
     assert torch.equal(images, expected)
+    explorer.controls["guide_below"].value = 60  # guidance only where t < 60
+    expected = pipe.sample("a thick seven", n=2, guidance_scale=2.5, steps=5, generator=make_generator(0),
+                           guidance_interval=(0, 60))
+    assert torch.equal(explorer.last["images"], expected)
 
 
 @pytest.mark.parametrize("name, value", [("digit_a", 3), ("digit_b", 2), ("example", 2), ("alpha", 0.9)])

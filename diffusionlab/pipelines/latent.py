@@ -40,8 +40,11 @@ from ..train import train
 from ..models.unet import UNet, UNetConfig
 from ..models.unet import config_dict as unet_config_dict
 
-DEFAULT_TEXT_GUIDANCE = 1.5  # the guidance scale the course recommends for the text model (benchmarks/latent_text.py:
-# 99.6% of 500 digits read right at 1.5 with FD 1.4x the floor; at 2, 100% but FD 2.8x the floor)
+DEFAULT_TEXT_GUIDANCE = 1.5  # guidance at every step: 99.6% of 500 digits read right with FD 1.4x the floor, but
+# "thin" and "large" land on their side in only 87% and 85% (benchmarks/RESULTS.md); lessons 8 and 9 measured at it
+RECOMMENDED_GUIDANCE = {"guidance_scale": 2.5, "guidance_interval": (0, 850)}  # what the course recommends for
+# text-to-image sampling (lesson 7): guidance 2.5, but not at the 15% noisiest steps, where it costs the most
+# diversity (Kynkaanniemi et al. 2024); measured in benchmarks/latent_text.py (RESULTS.md, "guidance interval")
 SCALE_IMAGES = 10000  # training digits whose latents fit the scale factor (its std is settled well before 60,000)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "checkpoints"
 
@@ -187,12 +190,14 @@ class LatentDiffusion:
         return self.model.encode_text(self.tokenizer.encode(prompts, self.device))
 
     def eps_fn(self, prompts: list[str], guidance_scale: float = DEFAULT_TEXT_GUIDANCE,
-               negative_prompts: list[str] | None = None):
+               negative_prompts: list[str] | None = None, guidance_interval: tuple[int, int] | None = None):
         """The eps_fn(z_t, t) the samplers call, guided towards `prompts` and away from the negative
-        prompts (or from the empty caption when there are none)."""
+        prompts (or from the empty caption when there are none), at the timesteps of `guidance_interval`
+        (None: every step; `guidance.text_guided_eps`)."""
         context = self.encode_prompts(prompts)
         uncond = self.encode_prompts(negative_prompts if negative_prompts is not None else [""] * len(prompts))
-        return text_guided_eps(self.model.unet, self.schedule, self.prediction, context, uncond, guidance_scale)
+        return text_guided_eps(self.model.unet, self.schedule, self.prediction, context, uncond, guidance_scale,
+                               guidance_interval)
 
     @torch.no_grad()
     def sample_latents(self, eps_fn, n: int, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
@@ -212,13 +217,16 @@ class LatentDiffusion:
     def sample(self, prompts, n: int | None = None, negative_prompts=None,
                guidance_scale: float = DEFAULT_TEXT_GUIDANCE, steps: int = 50, sampler: str = "ddim",
                eta: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 250,
-               return_latents: bool = False, progress: bool = False, callback=None):
+               return_latents: bool = False, progress: bool = False, callback=None,
+               guidance_interval: tuple[int, int] | None = None):
         """Digits (N, 1, 28, 28) in [-1, 1] drawn for `prompts`.
 
         prompts:          a caption or a list; with n, they cycle over the n images (n=None: one image each)
         negative_prompts: a caption or a list (cycled the same way), whose prediction replaces the
                           unconditional one: the sample is pushed away from it
         guidance_scale:   w of eps_uncond + w (eps_cond - eps_uncond); 1: no guidance
+        guidance_interval: None: guide every step; (lo, hi): only the timesteps lo <= t < hi. The course's
+                          recommended setting is `pipe.sample(prompts, **RECOMMENDED_GUIDANCE)`.
         Images are made `batch_size` at a time; with return_latents, returns (images, latents (N, 4, 8, 8)).
         callback: called after every sampling step, as `sample_latents` says.
         """
@@ -231,7 +239,7 @@ class LatentDiffusion:
         latents = []
         for start in range(0, len(prompts), batch_size):
             sl = slice(start, start + batch_size)
-            fn = self.eps_fn(prompts[sl], guidance_scale, negatives[sl] if negatives else None)
+            fn = self.eps_fn(prompts[sl], guidance_scale, negatives[sl] if negatives else None, guidance_interval)
             latents.append(self.sample_latents(fn, len(prompts[sl]), sampler, steps, eta, generator, progress, callback))
         z = torch.cat(latents)
         images = self.vae.decode_latents(z)

@@ -7,6 +7,7 @@ import time
 import ipywidgets as W
 import torch
 
+from ..pipelines.latent import RECOMMENDED_GUIDANCE
 from ..utils import make_generator
 from ..viz import show_images, show_row
 from .common import Explorer
@@ -15,26 +16,31 @@ TEXT_STEP_CHOICES = (5, 10, 15, 20, 30, 50, 100)
 
 
 def make_prompt_explorer(pipe, n: int = 8, prompt: str = "a thick seven", negative_prompt: str = "",
-                         guidance_scale: float = 3.0, steps: int = 20, max_guidance: float = 10.0) -> Explorer:
-    """Prompt and negative prompt (text boxes, drawn when you press Enter or leave the box), guidance scale,
-    DDIM steps and seed: `n` samples of `pipe` (a `pipelines.latent.LatentDiffusion`) and the time they took.
+                         guidance_scale: float = RECOMMENDED_GUIDANCE["guidance_scale"], steps: int = 20,
+                         max_guidance: float = 10.0) -> Explorer:
+    """Prompt and negative prompt (text boxes, drawn when you press Enter or leave the box), guidance scale, the
+    timestep below which guidance acts ("guide t <": the guidance interval (0, that); T guides every step), DDIM
+    steps and seed: `n` samples of `pipe` (a `pipelines.latent.LatentDiffusion`) and the time they took.
     An empty negative prompt is the empty caption, plain classifier-free guidance. A word the model does not
     know is named in the output area, with the closest words it knows.
     `last`: {"images": (n, 1, 28, 28), "seconds": wall time}, or {"error": the message}."""
     if steps not in TEXT_STEP_CHOICES:
         raise ValueError(f"steps must be one of {TEXT_STEP_CHOICES}, got {steps!r}")
+    T = pipe.schedule.T
     controls = {
         "prompt": W.Text(value=prompt, description="prompt", continuous_update=False),
         "negative_prompt": W.Text(value=negative_prompt, description="negative", placeholder="(none)",
                                   continuous_update=False),
         "guidance_scale": W.FloatSlider(value=guidance_scale, min=0.0, max=max_guidance, step=0.5,
                                         description="guidance w", continuous_update=False),
+        "guide_below": W.IntSlider(value=min(RECOMMENDED_GUIDANCE["guidance_interval"][1], T), min=T // 10, max=T,
+                                   step=T // 20, description="guide t <", continuous_update=False),
         "steps": W.SelectionSlider(options=TEXT_STEP_CHOICES, value=steps, description="steps",
                                    continuous_update=False),
         "seed": W.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False),
     }
 
-    def draw(prompt, negative_prompt, guidance_scale, steps, seed):
+    def draw(prompt, negative_prompt, guidance_scale, guide_below, steps, seed):
         negative = negative_prompt if negative_prompt.strip() else None
         try:
             pipe.tokenizer.encode([prompt] + ([negative] if negative else []))
@@ -43,12 +49,13 @@ def make_prompt_explorer(pipe, n: int = 8, prompt: str = "a thick seven", negati
             return {"error": str(err)}
         start = time.perf_counter()
         x = pipe.sample(prompt, n=n, negative_prompts=negative, guidance_scale=guidance_scale, steps=steps,
-                        generator=make_generator(seed, pipe.device))
+                        generator=make_generator(seed, pipe.device), guidance_interval=(0, guide_below))
         if pipe.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         away = f", not {negative!r}" if negative else ""
-        show_images(x, nrow=n, title=f"{prompt!r}{away}, w = {guidance_scale:g}, DDIM {steps} steps: "
+        where = "" if guide_below == T else f" at t < {guide_below}"
+        show_images(x, nrow=n, title=f"{prompt!r}{away}, w = {guidance_scale:g}{where}, DDIM {steps} steps: "
                                      f"{seconds:.2f} s for {n} images")
         return {"images": x, "seconds": seconds}
 
