@@ -81,7 +81,7 @@ def main(argv=None):
     p.add_argument("--guidance-interval", type=int, nargs=2, default=latent.RECOMMENDED_GUIDANCE["guidance_interval"],
                    metavar=("LO", "HI"), help="guide only the timesteps LO <= t < HI (0 1000: every step)")
     p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--sweep", default="1.5,2,2.5:0:850,2.5:500:1000,2.5:0:700",
+    p.add_argument("--sweep", default="1.5,2,2.5:0:825,2.5:0:850,2.5:500:1000,2.5:0:700",
                    help="settings for the guidance section, W or W:LO:HI, comma-separated ('' to skip)")
     p.add_argument("--sweep-n", type=int, default=500)
     p.add_argument("--sections", default="vae,digits,attributes,negative,guidance")
