@@ -18,6 +18,7 @@ from diffusionlab.metrics import load_classifier
 from diffusionlab.pairs import MOVE_MARGIN, spreads
 from diffusionlab.pipelines import instruct, latent
 from diffusionlab.pipelines.pixel import DEFAULT_GUIDANCE
+from diffusionlab.utils import make_generator
 from diffusionlab.widgets import playground as pg
 
 KNOWN = {"turn", "it", "into", "a", "3", "9", "make", "thicker", "thinner", "change", "the", "two", "to", "an",
@@ -199,7 +200,7 @@ def test_defaults_come_from_the_pipelines_and_the_controls_have_the_sites_bounds
     assert e["text_guidance"].value == instruct.DEFAULT_TEXT_GUIDANCE
     assert e["image_guidance"].value == instruct.DEFAULT_IMAGE_GUIDANCE
     assert e["steps"].value == instruct.DEFAULT_STEPS and e["variant"].value == "full"
-    assert t["guidance_scale"].value == latent.DEFAULT_TEXT_GUIDANCE
+    assert t["guidance_scale"].value == latent.RECOMMENDED_GUIDANCE["guidance_scale"]
     assert app.digits.controls["guidance_scale"].value == DEFAULT_GUIDANCE
     assert [name for _, name in pg.VARIANTS] == list(instruct.VARIANTS)
     for c in (e["steps"], t["steps"], app.digits.controls["steps"]):
@@ -239,6 +240,10 @@ def test_text_and_class_tabs_with_the_shipped_models(digits, shipped):
     t.run()
     first = t.last["images"]
     assert first.shape == (4, 1, 28, 28) and t.result.value
+    # lesson 7's recommended setting: w 2.5 in its interval of timesteps
+    expected = shipped[0].sample("a thick seven", n=4, steps=5, generator=make_generator(0, shipped[0].device),
+                                 **latent.RECOMMENDED_GUIDANCE)
+    assert torch.equal(first.to(expected.device), expected)
     t.controls["seed"].value = 1
     t.run()
     assert not torch.equal(t.last["images"], first)

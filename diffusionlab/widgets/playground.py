@@ -6,11 +6,12 @@ that the notebook `notebooks/playground.ipynb` only lays it out. Five tabs:
     size or mode: `data.load_image`), an instruction and a negative prompt, the model variant, steps 2..1000,
     "temperature" 0.1..1 (SDEdit's strength: how far from the input the edit starts; 1 = from pure noise), the
     text guidance s_T and the image guidance s_I of eq. 3, a seed; the result, its time and the reverse process;
-  - "Text to image" (lesson 7): prompt, negative prompt, guidance, steps, seed;
+  - "Text to image" (lesson 7): prompt, negative prompt, guidance, steps, seed (guidance acts in lesson 7's
+    recommended interval of timesteps, `latent.RECOMMENDED_GUIDANCE`);
   - "Digits by class" (lesson 3): class, guidance, steps, seed;
   - "Gallery": examples that work with the shipped models, each one click from the editor (or the text tab);
   - "About": the maths, the measured figures of the models (benchmarks/RESULTS.md) and how often an edit works.
-The controls' defaults are the pipelines' (`instruct.DEFAULT_TEXT_GUIDANCE`, `latent.DEFAULT_TEXT_GUIDANCE`...), their
+The controls' defaults are the pipelines' (`instruct.DEFAULT_TEXT_GUIDANCE`, `latent.RECOMMENDED_GUIDANCE`...), their
 bounds the public visualizer's: steps 2..1000, temperature 0.1..1, guidance scales 1..14.
 
 Sampling runs in a background thread (`Runner`), so the page stays live: the sampler's callback moves the
@@ -66,12 +67,13 @@ EDIT_EXAMPLES = (
 )
 # Text-to-image examples, looked at with the shipped text.pt at seed 0 (8 samples each): a negative prompt moves
 # an attribute less than a positive word does (benchmarks/RESULTS.md), so only one example uses it.
+TEXT_GUIDANCE = latent.RECOMMENDED_GUIDANCE["guidance_scale"]  # in latent.RECOMMENDED_GUIDANCE's interval of timesteps
 TEXT_EXAMPLES = (
-    {"prompt": "a thick seven", "negative_prompt": "", "guidance_scale": latent.DEFAULT_TEXT_GUIDANCE, "seed": 0},
-    {"prompt": "a thin eight", "negative_prompt": "", "guidance_scale": latent.DEFAULT_TEXT_GUIDANCE, "seed": 0},
-    {"prompt": "a four", "negative_prompt": "a four leaning left", "guidance_scale": latent.DEFAULT_TEXT_GUIDANCE,
+    {"prompt": "a thick seven", "negative_prompt": "", "guidance_scale": TEXT_GUIDANCE, "seed": 0},
+    {"prompt": "a thin eight", "negative_prompt": "", "guidance_scale": TEXT_GUIDANCE, "seed": 0},
+    {"prompt": "a four", "negative_prompt": "a four leaning left", "guidance_scale": TEXT_GUIDANCE,
      "seed": 0},
-    {"prompt": "a large five", "negative_prompt": "", "guidance_scale": latent.DEFAULT_TEXT_GUIDANCE, "seed": 0},
+    {"prompt": "a large five", "negative_prompt": "", "guidance_scale": TEXT_GUIDANCE, "seed": 0},
 )
 
 
@@ -268,7 +270,7 @@ class TextPanel(_Panel):
         self.controls = {
             "prompt": W.Text(value="a thick seven", description="prompt", placeholder="a small 2 leaning right"),
             "negative_prompt": W.Text(value="", description="negative prompt", placeholder="(none)"),
-            "guidance_scale": _guidance_slider(latent.DEFAULT_TEXT_GUIDANCE, "guidance (CFG)"),
+            "guidance_scale": _guidance_slider(TEXT_GUIDANCE, "guidance (CFG)"),
             "steps": _steps_slider(DEFAULT_STEPS),
             "seed": _seed(),
         }
@@ -290,7 +292,8 @@ class TextPanel(_Panel):
         def job(callback):
             return self._timed(lambda: self.pipe.sample(prompt, n=self.n, negative_prompts=negative,
                                                         guidance_scale=v["guidance_scale"], steps=v["steps"],
-                                                        generator=g, callback=callback))
+                                                        generator=g, callback=callback,
+                                                        guidance_interval=latent.RECOMMENDED_GUIDANCE["guidance_interval"]))
 
         self._start(job, v["steps"], f"Drawing {self.n} digits for {prompt!r}")
 
