@@ -446,7 +446,7 @@ def cmd_sample(args) -> None:
     model = course.load(args.model, path, device)
     if args.compile:
         start = time.time()
-        model.compile(batch_size=min(args.n, course.default_batch_size(device)))
+        model.compile(batch_size=min(args.n, course.default_batch_size(device)), n=args.n)
         if model.compiled is not None:
             print(f"compiled the network in {time.time() - start:.1f} s")
     g = torch.Generator(device=device).manual_seed(args.seed)

@@ -62,7 +62,7 @@ def test_cli_sample_compile(tmp_path, capsys):
 def test_compiled_flow_model_matches_eager():
     """FlowModel.compile shares compile_unet: float times, guided batch of 2 x 2, the same samples up to bf16."""
     eager = course.load("flow")
-    compiled = course.load("flow").compile(batch_size=2)
+    compiled = course.load("flow").compile(batch_size=2, n=3)  # batches of 2 and 1 compiled now
     assert compiled.compiled is not None and compiled.compile() is compiled
 
     def sample(model, amp=True):
@@ -81,3 +81,10 @@ def test_cli_sample_flow_compile(tmp_path, capsys):
                  "--out", str(out)]) in (0, None)
     assert "compiled the network in" in capsys.readouterr().out
     assert torch.load(out, weights_only=True)["images"].shape == (2, 1, 28, 28)
+
+
+def test_batch_sizes_are_those_sample_runs():
+    from diffusionlab.pipelines.pixel import batch_sizes
+
+    assert batch_sizes(1000, 64) == [64, 40]  # 15 full batches, then 40: both are compiled before sampling
+    assert batch_sizes(128, 64) == [64] and batch_sizes(10, 64) == [10] and batch_sizes(None, 64) == [64]

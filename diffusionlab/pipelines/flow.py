@@ -15,7 +15,7 @@ import torch
 from .. import flow
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..models.unet import UNet
-from .pixel import compile_unet, default_batch_size
+from .pixel import batch_sizes, compile_unet, default_batch_size
 from ..utils import autocast_dtype
 
 FLOW_GUIDANCE = 1.5  # the flow model's default guidance: measured best at 10 evaluations (benchmarks/RESULTS.md)
@@ -43,12 +43,13 @@ class FlowModel:
         dtype = autocast_dtype(self.device) if enabled else None
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    def compile(self, batch_size: int | None = None) -> "FlowModel":
+    def compile(self, batch_size: int | None = None, n: int | None = None) -> "FlowModel":
         """Compile the network with `torch.compile` for faster sampling, and compile it now (`compile_unet`).
-        batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that."""
+        batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that.
+        n: the number of images you will sample, so that the last, smaller batch is compiled now too."""
         if self.compiled is None:
-            self.compiled = compile_unet(self.unet, batch_size or default_batch_size(self.device), torch.float32,
-                                         self.autocast)
+            sizes = batch_sizes(n, batch_size or default_batch_size(self.device))
+            self.compiled = compile_unet(self.unet, sizes, torch.float32, self.autocast)
         return self
 
     def velocity_fn(self, y=None, guidance_scale: float | None = None) -> flow.VelocityFn:

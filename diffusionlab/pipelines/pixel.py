@@ -26,25 +26,35 @@ def default_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cpu" else 1024
 
 
-def compile_unet(unet: UNet, batch_size: int, t_dtype: torch.dtype, autocast) -> torch.nn.Module | None:
-    """`torch.compile(unet)`, run once on a batch of zeros so that it compiles now rather than in the first
-    sampling step; None (with a warning) where torch.compile cannot work (no C++ compiler, an unsupported
-    platform or Python): the caller then keeps the eager UNet, which gives the same results a little slower.
+def batch_sizes(n: int | None, batch_size: int) -> list[int]:
+    """The batch sizes `sample` runs for n images, `batch_size` at a time: [batch_size], and the last one if smaller."""
+    if n is None or n <= batch_size:
+        return [min(n or batch_size, batch_size)]
+    return [batch_size] + ([n % batch_size] if n % batch_size else [])
 
-    The compiled code is specialised to eval mode, to the batch (twice `batch_size` for a class-conditioned
+
+def compile_unet(unet: UNet, sizes: list[int], t_dtype: torch.dtype, autocast) -> torch.nn.Module | None:
+    """`torch.compile(unet)`, run once on a batch of zeros of each size in `sizes`, so that it compiles now
+    rather than while sampling; None (with a warning) where torch.compile cannot work (no C++ compiler, an
+    unsupported platform or Python): the caller then keeps the eager UNet, which gives the same results a little
+    slower.
+
+    The compiled code is specialised to eval mode, to the batch (twice the batch size for a class-conditioned
     UNet: classifier-free guidance runs the conditional and unconditional batch together) and to t's dtype
-    (long steps for DDPM/DDIM, float times for flow matching). autocast: the model's `autocast` method."""
+    (long steps for DDPM/DDIM, float times for flow matching); a second batch size (the last, smaller batch of n
+    images) makes torch recompile, so it is done here too. autocast: the model's `autocast` method."""
     unet.eval()
-    compiled = torch.compile(unet)
+    compiled = torch.compile(unet, dynamic=False)  # one static graph per batch size: faster on a CPU than one dynamic graph
     cfg = unet.config
     device = next(unet.parameters()).device
-    b = 2 * batch_size if cfg.num_classes else batch_size
-    x = torch.zeros(b, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
-    t = torch.zeros(b, dtype=t_dtype, device=device) if cfg.time_conditioning else None
-    y = torch.zeros(b, dtype=torch.long, device=device) if cfg.num_classes else None
     try:
-        with torch.no_grad(), autocast():
-            compiled(x, t, y)
+        for batch_size in sizes:
+            b = 2 * batch_size if cfg.num_classes else batch_size
+            x = torch.zeros(b, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
+            t = torch.zeros(b, dtype=t_dtype, device=device) if cfg.time_conditioning else None
+            y = torch.zeros(b, dtype=torch.long, device=device) if cfg.num_classes else None
+            with torch.no_grad(), autocast():
+                compiled(x, t, y)
     except Exception as err:  # noqa: BLE001 - any failure of the compiler means: stay eager
         warnings.warn(f"torch.compile does not work here ({type(err).__name__}: {str(err).splitlines()[0]}); "
                       "the model runs uncompiled, which gives the same results a little slower", stacklevel=3)
@@ -75,17 +85,18 @@ class DiffusionModel:
         dtype = autocast_dtype(self.device) if enabled else None
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    def compile(self, batch_size: int | None = None) -> "DiffusionModel":
+    def compile(self, batch_size: int | None = None, n: int | None = None) -> "DiffusionModel":
         """Compile the network with `torch.compile` for faster sampling, and compile it now (`compile_unet`).
 
         On the 2-core CPU of benchmarks/RESULTS.md compiled sampling was 1.2-1.3x faster; compiling takes
         20-30 s the first time and 0.7-4 s once torch's on-disk cache has it, and again for each new batch
         size. (Training is not compiled: it gained 0-8%, less than compiling costs.)
         batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that.
+        n: the number of images you will sample, so that the last, smaller batch is compiled now too.
         """
         if self.compiled is None:
-            self.compiled = compile_unet(self.unet, batch_size or default_batch_size(self.device), torch.long,
-                                         self.autocast)
+            sizes = batch_sizes(n, batch_size or default_batch_size(self.device))
+            self.compiled = compile_unet(self.unet, sizes, torch.long, self.autocast)
         return self
 
     def eps_fn(self, y=None, guidance_scale: float = 1.0, negative_y=None):
