@@ -115,7 +115,7 @@ def show_record(record: dict, history: dict | None = None, smooth: int = 50, tit
     rec_steps, rec_loss = record["history"]["step"].numpy(), record["history"]["loss"].numpy()
     snaps, steps = record["snapshots"], record["snapshot_steps"].tolist()  # (S, N, 28, 28) uint8
     rows = [snaps[i] for i in range(len(steps))]
-    labels = [f"step {s} ({epochs(s, record):.1f} ep)" for s in steps]
+    labels = [f"step {s} ({epochs(s, record):.2g} ep)" for s in steps]
     if record.get("inputs"):  # the denoiser's: its clean and noisy test digits above what it made of them
         rows = [record["inputs"]["clean"], record["inputs"]["noisy"], *rows]
         labels = ["clean", "noisy input", *labels]
@@ -124,15 +124,18 @@ def show_record(record: dict, history: dict | None = None, smooth: int = 50, tit
     fig = plt.figure(figsize=(4.5 + 0.32 * n, max(3.0, 0.36 * len(rows) + 0.8)))
     loss_ax, grid_ax = fig.subplots(1, 2, width_ratios=[4.5, 0.32 * n])
     name, total = record["model_name"], record["steps"]
-    plot_loss({"step": rec_steps, "loss": rec_loss}, ax=loss_ax, smooth=smooth, title="")
-    loss_ax.set_title(title or f"{name}: training loss", pad=24)
-    loss_ax.lines[0].set_label(f"recipe's run ({total} steps)")
-    if len(loss_ax.lines) > 1:
-        loss_ax.lines[1].set_label(f"recipe's run, mean of {smooth}")
-    loss_ax.set_xscale("log")  # the first steps, where the loss falls fastest and your short run is, get room
+    loss_ax.plot(rec_steps, rec_loss, color="C0", alpha=0.3, lw=0.8, label=f"recipe's run ({total} steps)")
+    if len(rec_loss) >= 2 * smooth:  # the mean of `smooth` steps at the middle of its window, drawn from step
+        mean = np.convolve(rec_loss, np.ones(smooth) / smooth, mode="valid")  # 2 * smooth on (narrow on a log axis)
+        middle = rec_steps[(smooth - 1) // 2 :][: len(mean)]
+        keep = middle >= 2 * smooth
+        loss_ax.plot(middle[keep], mean[keep], color="C0", label=f"recipe's run, mean of {smooth}")
     if history is not None and len(history["loss"]):
-        steps_h, loss_h = np.asarray(history["step"]), np.asarray(history["loss"])
-        loss_ax.plot(steps_h, loss_h, color="C3", lw=1, label=f"your run ({len(loss_h)} steps)")
+        loss_ax.plot(np.asarray(history["step"]), np.asarray(history["loss"]), color="C3", lw=1,
+                     label=f"your run ({len(history['loss'])} steps)")
+    # log axes: the first steps, where the loss falls fastest and where a short run of your own lies, get room
+    loss_ax.set(xscale="log", yscale="log", xlabel="step", ylabel="loss")
+    loss_ax.set_title(title or f"{name}: training loss", pad=24)
     for s in steps:
         loss_ax.axvline(s, color="0.6", lw=0.6, ls=":")
     loss_ax.legend(fontsize=8)

@@ -78,7 +78,7 @@ def test_show_record_rows_and_curves(inputs):
     fig = viz.show_record(_fake_record(inputs), history=history, smooth=5)
     loss_ax, grid_ax = fig.axes[:2]
     labels = [t.get_text() for t in grid_ax.get_yticklabels()]
-    assert labels[-3:] == ["step 10 (0.0 ep)", "step 20 (0.0 ep)", "step 30 (0.1 ep)"]
+    assert labels[-3:] == ["step 10 (0.021 ep)", "step 20 (0.043 ep)", "step 30 (0.064 ep)"]
     assert labels[:2] == (["clean", "noisy input"] if inputs else labels[:2]) and len(labels) == 3 + 2 * inputs
     mine = [line for line in loss_ax.lines if line.get_label() == "your run (4 steps)"]
     assert len(mine) == 1 and list(mine[0].get_ydata()) == history["loss"]
