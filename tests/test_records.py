@@ -82,6 +82,12 @@ def test_show_record_rows_and_curves(inputs):
     assert labels[:2] == (["clean", "noisy input"] if inputs else labels[:2]) and len(labels) == 3 + 2 * inputs
     mine = [line for line in loss_ax.lines if line.get_label() == "your run (4 steps)"]
     assert len(mine) == 1 and list(mine[0].get_ydata()) == history["loss"]
+    assert "shown" not in grid_ax.get_title()
+    matplotlib.pyplot.close(fig)
+    fig = viz.show_record(_fake_record(inputs), columns=3)
+    grid_ax = fig.axes[1]
+    assert grid_ax.images[0].get_array().shape[1] == 2 + 3 * 30  # 3 images of 28 pixels and their 2-pixel borders
+    assert grid_ax.get_title().endswith("(the first 3 shown)")
     matplotlib.pyplot.close(fig)
 
 
