@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from . import course, flow
+from . import course, flow, records
 from .checkpoints import CheckpointError, load_training_state
 from .data import DataFileError
 from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt); "
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
+    t.add_argument("--record", type=Path, metavar="FILE", help="denoiser, ddpm and cond: also save a record of the "
+                   "run to FILE, its loss at every step and what the model makes at a few steps (records.py); "
+                   "needs --steps and a new checkpoint (a record covers a whole run)")
     t.add_argument("--vae", type=Path, help="text model: the VAE whose latents it learns (default: the shipped vae.pt)")
     ft = t.add_argument_group("reflow (lesson 5), finetune (lesson 8) and pix2pix (lesson 9)")
     ft.add_argument("--base", default="text", help="the text model to start from: text (the shipped text.pt, else "
@@ -333,6 +336,14 @@ def cmd_train(args) -> None:
     checkpoint = args.checkpoint or course.default_checkpoint(name)
     check_writable(checkpoint, "checkpoint", f"{name}.pt")
     seed = 0 if args.seed is None else args.seed
+    if args.record is not None:
+        if name not in records.RECORDED or steps is None or minutes is not None:
+            raise ValueError(f"--record records a run of {', '.join(records.RECORDED)} with a --steps budget "
+                             f"(no --minutes); got {name!r} with {_budget_text(steps, minutes)}")
+        if checkpoint.exists():
+            raise ValueError(f"--record: {checkpoint} exists, but a record covers a whole run from step 0; give a "
+                             f"new --checkpoint path or delete {checkpoint}")
+        check_writable(args.record, "record", f"{name}_record.pt")
     resumed_from = 0
     if checkpoint.exists() and not args.no_resume:
         state = load_training_state(checkpoint, name)
@@ -357,9 +368,18 @@ def cmd_train(args) -> None:
         extra = finetune_arguments(args, device) if finetuning else {"vae": args.vae} if args.model == "text" else {}
     print(f"training {name!r} on {device} -> {checkpoint}")
     start = time.time()
-    model, history = course.train_model(name, steps=steps, minutes=minutes, checkpoint=checkpoint,
-                                        device=device, seed=seed, batch_size=args.batch_size,
-                                        resume=not args.no_resume, **extra)
+    if args.record is not None:
+        command = f"diffusionlab train {name} --steps {steps} --seed {seed}" + (
+            f" --batch-size {args.batch_size}" if args.batch_size else "")
+        note = (f"{command} --record (on {device}, {torch.get_num_threads()} thread(s), "
+                f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
+        model, history, _ = records.record_training(name, steps, args.record, seed=seed, checkpoint=checkpoint,
+                                                    device=device, batch_size=args.batch_size, note=note)
+        print(f"saved the record of the run to {args.record}")
+    else:
+        model, history = course.train_model(name, steps=steps, minutes=minutes, checkpoint=checkpoint,
+                                            device=device, seed=seed, batch_size=args.batch_size,
+                                            resume=not args.no_resume, **extra)
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
     batch = args.batch_size or course.recipe_batch_size(name)

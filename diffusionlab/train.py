@@ -118,6 +118,7 @@ def train(
     amp: bool | torch.dtype | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    callback: Callable[[int, torch.nn.Module], None] | None = None,
 ):
     """Train `model` on (images, labels) with `loss_fn(model, x0, y, generator) -> loss`.
 
@@ -132,6 +133,9 @@ def train(
                  it, False turns it off, torch.float16 or torch.bfloat16 uses that dtype. fp16 scales the
                  loss (GradScaler), and the scaler's state is checkpointed too.
     stop_after:  stop abruptly after this many steps, without a final save, as a crash would (tests)
+    callback:    `callback(step, ema)` after every finished step (step counts from 1), to watch the run: e.g.
+                 `records.py` samples from the EMA weights at a few steps. It must not change `ema`; training
+                 draws its randomness from its own generators, so a callback that samples leaves the run unchanged.
     Returns (ema_model, history) with history = {"step": [...], "loss": [...], "lr": [...]} for a loss curve.
 
     Resuming. With the budget of the interrupted run, the resumed run is bit-exact with an uninterrupted
@@ -220,6 +224,8 @@ def train(
                 history["loss"].append(loss.item())
                 history["lr"].append(step_lr)
 
+            if callback is not None:
+                callback(step, ema)
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{sum(history['loss'][-50:]) / len(history['loss'][-50:]):.4f}")

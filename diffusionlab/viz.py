@@ -106,6 +106,53 @@ def plot_loss(history: dict, ax=None, smooth: int = 50, title: str = "training l
     return ax
 
 
+def show_record(record: dict, history: dict | None = None, smooth: int = 50, title: str | None = None,
+                columns: int | None = None, dpi: int = 72):
+    """A training record (`records.py`): its loss curve, with `history` (a run of your own, from `train`) on the
+    same axes, and its snapshots, one row per recorded step (labelled with the step and the epochs: passes over the
+    training images). Both axes of the loss are logarithmic. columns: show only the first this many snapshot images
+    of each row (the figure grows with them). dpi: the figure's resolution, low by default to keep the notebooks that
+    show it small (a digit is 28 pixels, about 22 here). Returns the figure."""
+    from .records import epochs  # records imports the training code; viz is imported without it
+
+    rec_steps, rec_loss = record["history"]["step"].numpy(), record["history"]["loss"].numpy()
+    snaps, steps = record["snapshots"][:, :columns], record["snapshot_steps"].tolist()  # (S, N, 28, 28) uint8
+    rows = [snaps[i] for i in range(len(steps))]
+    labels = [f"step {s} ({epochs(s, record):.2g} ep)" for s in steps]
+    if record.get("inputs"):  # the denoiser's: its clean and noisy test digits above what it made of them
+        rows = [record["inputs"]["clean"][:columns], record["inputs"]["noisy"][:columns], *rows]
+        labels = ["clean", "noisy input", *labels]
+    images = torch.cat(rows).float().unsqueeze(1) / 127.5 - 1  # back to [-1, 1]
+    n = snaps.shape[1]
+    fig = plt.figure(figsize=(4.5 + 0.32 * n, max(3.0, 0.36 * len(rows) + 0.8)), dpi=dpi)
+    loss_ax, grid_ax = fig.subplots(1, 2, width_ratios=[4.5, 0.32 * n])
+    name, total = record["model_name"], record["steps"]
+    loss_ax.plot(rec_steps, rec_loss, color="C0", alpha=0.3, lw=0.8, label=f"recipe's run ({total} steps)")
+    if len(rec_loss) >= 2 * smooth:  # the mean of `smooth` steps at the middle of its window, drawn from step
+        mean = np.convolve(rec_loss, np.ones(smooth) / smooth, mode="valid")  # 2 * smooth on (narrow on a log axis)
+        middle = rec_steps[(smooth - 1) // 2 :][: len(mean)]
+        keep = middle >= 2 * smooth
+        loss_ax.plot(middle[keep], mean[keep], color="C0", label=f"recipe's run, mean of {smooth}")
+    if history is not None and len(history["loss"]):
+        loss_ax.plot(np.asarray(history["step"]), np.asarray(history["loss"]), color="C3", lw=1,
+                     label=f"your run ({len(history['loss'])} steps)")
+    # log axes: the first steps, where the loss falls fastest and where a short run of your own lies, get room
+    loss_ax.set(xscale="log", yscale="log", xlabel="step", ylabel="loss")
+    loss_ax.set_title(title or f"{name}: training loss", pad=24)
+    for s in steps:
+        loss_ax.axvline(s, color="0.6", lw=0.6, ls=":")
+    loss_ax.legend(fontsize=8)
+    per_epoch = record["n_train"] / record["batch_size"]
+    top = loss_ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
+    top.set_xlabel("epochs", fontsize=8)
+    show_images(images, nrow=n, ax=grid_ax, row_labels=labels)
+    grid_ax.tick_params(axis="y", labelsize=8, length=0)
+    shown = f" (the first {n} shown)" if n < record["snapshots"].shape[1] else ""
+    grid_ax.set_title(f"what it made (EMA weights): {record['sampler']}{shown}", fontsize=8, wrap=True)
+    fig.tight_layout()
+    return fig
+
+
 def animate_sampling(trajectory: dict, nrow: int = 8, n_images: int | None = None, interval: int = 80,
                      which: str = "xt"):
     """A matplotlib animation of the reverse process for a grid of images.

@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 out=data/checkpoints
 mkdir -p "$out" checkpoints
 diffusionlab classifier --epochs 3 --out "$out/classifier.pt"
-diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt
-diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt
-diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt
+# lessons 1-3, each with the record of its run beside it (records.py: the loss at every step and what the model
+# made at steps 20, 100, 469 = one epoch, 1000, 2000, ...; lessons 1-3 show it with viz.show_record). A record
+# covers a whole run, so checkpoints/NAME.pt must not exist yet.
+OMP_NUM_THREADS=1 diffusionlab train cond --steps 4000 --seed 0 --checkpoint checkpoints/cond.pt --record "$out/cond_record.pt"
+OMP_NUM_THREADS=1 diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint checkpoints/denoiser.pt --record "$out/denoiser_record.pt"
+OMP_NUM_THREADS=1 diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt --record "$out/ddpm_record.pt"
 # lesson 5: flow matching with cond's network and recipe (the shipped run: 35 minutes of one thread on a shared
 # 2-core CPU, which ended at step 2498 of that schedule), then reflow: 4000 (noise, sample) pairs from it (Euler 20
 # steps, guidance 2) and the flow model fine-tuned on them (the shipped run: 9 minutes, step 399 of an estimated 531)
