@@ -15,42 +15,21 @@ import torch
 from .. import flow
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..models.unet import UNet
-from .pixel import batch_sizes, compile_unet, default_batch_size
-from ..utils import autocast_dtype
+from .pixel import TrainedUNet, default_batch_size
 
 FLOW_GUIDANCE = 1.5  # the flow model's default guidance: measured best at 10 evaluations (benchmarks/RESULTS.md)
 REFLOW_GUIDANCE = 1.0  # reflow learns the guided teacher's pairs: sample it without guidance (one pass per step)
 
 
-class FlowModel:
+class FlowModel(TrainedUNet):
     """A UNet trained by flow matching (or reflow); t in [0, 1], 0 = data, 1 = noise."""
 
     clip = 1.0  # the data range: the samples are clamped to [-1, 1]
+    time_dtype = torch.float32  # the UNet sees continuous times (t * flow.TIME_SCALE)
 
     def __init__(self, name: str, unet: UNet, default_guidance: float = FLOW_GUIDANCE):
-        self.name, self.unet, self.default_guidance = name, unet, default_guidance
-        self.compiled = None  # the torch.compile'd UNet that velocity_fn calls, after .compile()
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    def to(self, device) -> "FlowModel":
-        self.unet.to(device)
-        return self
-
-    def autocast(self, enabled: bool = True):
-        dtype = autocast_dtype(self.device) if enabled else None
-        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-    def compile(self, batch_size: int | None = None, n: int | None = None) -> "FlowModel":
-        """Compile the network with `torch.compile` for faster sampling, and compile it now (`compile_unet`).
-        batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that.
-        n: the number of images you will sample, so that the last, smaller batch is compiled now too."""
-        if self.compiled is None:
-            sizes = batch_sizes(n, batch_size or default_batch_size(self.device))
-            self.compiled = compile_unet(self.unet, sizes, torch.float32, self.autocast)
-        return self
+        super().__init__(name, unet)
+        self.default_guidance = default_guidance
 
     def velocity_fn(self, y=None, guidance_scale: float | None = None) -> flow.VelocityFn:
         w = self.default_guidance if guidance_scale is None else guidance_scale

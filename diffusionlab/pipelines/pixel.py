@@ -62,20 +62,21 @@ def compile_unet(unet: UNet, sizes: list[int], t_dtype: torch.dtype, autocast) -
     return compiled
 
 
-class DiffusionModel:
-    """A trained UNet with the schedule and prediction type it was trained with."""
+class TrainedUNet:
+    """What the course's trained pixel models share: the UNet, its device, mixed precision and compiling.
+    `DiffusionModel` (lessons 1-4, 6) and `pipelines.flow.FlowModel` (lesson 5) build on it."""
 
-    clip = 1.0  # the data range the samplers clip x0_hat to: pixels in [-1, 1] (`data.py`)
+    time_dtype = torch.long  # what the UNet's t is when sampling: integer steps here, float times for flow
 
-    def __init__(self, name: str, unet: UNet, schedule: NoiseSchedule | None, prediction: str = "eps"):
-        self.name, self.unet, self.schedule, self.prediction = name, unet, schedule, prediction
-        self.compiled = None  # the torch.compile'd UNet that eps_fn calls, after .compile()
+    def __init__(self, name: str, unet: UNet):
+        self.name, self.unet = name, unet
+        self.compiled = None  # the torch.compile'd UNet that sampling calls, after .compile()
 
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
-    def to(self, device) -> "DiffusionModel":
+    def to(self, device):
         self.unet.to(device)
         return self
 
@@ -85,19 +86,29 @@ class DiffusionModel:
         dtype = autocast_dtype(self.device) if enabled else None
         return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
-    def compile(self, batch_size: int | None = None, n: int | None = None) -> "DiffusionModel":
+    def compile(self, batch_size: int | None = None, n: int | None = None):
         """Compile the network with `torch.compile` for faster sampling, and compile it now (`compile_unet`).
 
-        On the 2-core CPU of benchmarks/RESULTS.md compiled sampling was 1.2-1.3x faster; compiling takes
-        20-30 s the first time and 0.7-4 s once torch's on-disk cache has it, and again for each new batch
-        size. (Training is not compiled: it gained 0-8%, less than compiling costs.)
+        On the 2-core CPU of benchmarks/RESULTS.md compiled sampling was 1.2-1.5x faster; compiling takes
+        20-50 s the first time and 0.7-7 s once torch's on-disk cache has it. (Training is not compiled: it
+        gained 0-8%, less than compiling costs.)
         batch_size: the sampling batch to compile for (default: `sample`'s); a guided batch runs twice that.
         n: the number of images you will sample, so that the last, smaller batch is compiled now too.
         """
         if self.compiled is None:
             sizes = batch_sizes(n, batch_size or default_batch_size(self.device))
-            self.compiled = compile_unet(self.unet, sizes, torch.long, self.autocast)
+            self.compiled = compile_unet(self.unet, sizes, self.time_dtype, self.autocast)
         return self
+
+
+class DiffusionModel(TrainedUNet):
+    """A trained UNet with the schedule and prediction type it was trained with."""
+
+    clip = 1.0  # the data range the samplers clip x0_hat to: pixels in [-1, 1] (`data.py`)
+
+    def __init__(self, name: str, unet: UNet, schedule: NoiseSchedule | None, prediction: str = "eps"):
+        super().__init__(name, unet)
+        self.schedule, self.prediction = schedule, prediction
 
     def eps_fn(self, y=None, guidance_scale: float = 1.0, negative_y=None):
         """The eps_fn(x_t, t) the samplers call (with classifier-free guidance for the cond model)."""
