@@ -20,8 +20,9 @@ too ("thin", "small", "leaning left"), and nothing is said about the middle thir
 
 Captions (`make_caption`) combine the digit (a word or a numeral) with some of the attributes that
 have a side, in several templates with synonyms: "a thick seven", "a small 2 leaning right",
-"the digit four, written thin". Each attribute is mentioned with probability p_attribute, so the
-model also sees the same kinds of images described without it.
+"the digit four, written thin". With probability p_plain a caption names the digit only; otherwise each
+attribute with a side is mentioned with probability p_attribute. So the model also sees the same kinds of
+images described without the word, and a plain "a seven" stands for sevens of every kind.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ WORDS = {
 }
 TEMPLATE_WORDS = ("a", "an", "the", "digit", "number", "written", "that", "is", "and", "handwritten")
 INK = 0.5  # a pixel is ink when brighter than mid-grey: > 0 in the course's [-1, 1] range
+# How often a caption names the attributes (`make_caption`): a quarter of the captions name the digit only, the
+# others every attribute the digit has a side of. On 20,000 training digits that says "large" of 75% of the wide
+# digits, and 22.5% of the digits with a plain caption ("a five") are wide, against 26% of all digits: a plain caption
+# still stands for digits of every kind. Naming each attribute half the time instead said "large" of 51% and left 15%
+# wide, and the lesson-7 model trained on it obeyed "large" less often (benchmarks/RESULTS.md)
+P_PLAIN = 0.25
+P_ATTRIBUTE = 1.0
 
 
 def _vocabulary() -> tuple[str, ...]:
@@ -144,19 +152,23 @@ def _article(phrase: str) -> str:
 
 
 def make_caption(digit: int, attribute_sides: dict[str, int] | None = None, generator: torch.Generator | None = None,
-                 p_attribute: float = 0.5, p_numeral: float = 0.3) -> str:
+                 p_attribute: float = P_ATTRIBUTE, p_numeral: float = 0.3, p_plain: float = P_PLAIN) -> str:
     """A caption for one digit: e.g. make_caption(7, {"thickness": 1, "size": 0, "slant": 1}) may give
     "a thick seven leaning right", "the digit 7, written bold" or just "a seven".
 
     attribute_sides: {name: -1, 0 or +1} (as from `sides`); an attribute with side 0 is never mentioned, the
-    others each with probability p_attribute. The digit is a numeral with probability p_numeral.
+    others each with probability p_attribute, unless the caption is plain (the digit only, probability p_plain).
+    The digit is a numeral with probability p_numeral.
     """
     if not 0 <= int(digit) <= 9:
         raise ValueError(f"digit must be 0..9, got {digit}")
     g = generator
     digit_word = str(int(digit)) if torch.rand(1, generator=g).item() < p_numeral else DIGIT_WORDS[int(digit)]
+    plain = p_plain > 0 and torch.rand(1, generator=g).item() < p_plain  # no draw at all when p_plain is 0
     said = {}
     for name in ATTRIBUTES:
+        if plain:
+            break
         side = int((attribute_sides or {}).get(name, 0))
         if side != 0 and torch.rand(1, generator=g).item() < p_attribute:
             said[name] = _choice(WORDS[name][side > 0], g)

@@ -135,9 +135,11 @@ def make_triplet(kind: str, target: int, digit: int, sides: dict | None = None,
     if kind != "digit":
         edited_sides[kind] = target
     seed = int(torch.randint(2**62, (1,), generator=generator))  # the two captions share their random draws
-    caption = make_caption(digit, sides, torch.Generator().manual_seed(seed), p_attribute=1.0)
+    caption = make_caption(digit, sides, torch.Generator().manual_seed(seed), p_attribute=1.0,
+                           p_plain=0.0)
     edited_digit = target if kind == "digit" else digit
-    edited = make_caption(edited_digit, edited_sides, torch.Generator().manual_seed(seed), p_attribute=1.0)
+    edited = make_caption(edited_digit, edited_sides, torch.Generator().manual_seed(seed), p_attribute=1.0,
+                           p_plain=0.0)
     return Triplet(caption, make_instruction(kind, target, digit, generator), edited, kind, target, digit, sides)
 
 

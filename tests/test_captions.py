@@ -74,7 +74,7 @@ def test_thresholds_split_a_set_into_thirds(digits):
 def test_captions_are_true_by_construction(digits):
     x, y = digits
     g = torch.Generator().manual_seed(0)
-    caps = caption_images(x, y, g, p_attribute=1.0)
+    caps = caption_images(x, y, g, p_attribute=1.0, p_plain=0.0)
     measured = sides(attributes(x), y)
     said = 0
     for i, cap in enumerate(caps):
@@ -84,6 +84,23 @@ def test_captions_are_true_by_construction(digits):
             assert asked[name] == measured[name][i].item(), (cap, name)
             said += asked[name] != 0
     assert said > len(caps)  # most captions say something beyond the digit
+
+
+def test_a_plain_caption_names_the_digit_only_and_is_drawn_as_often_as_asked(digits):
+    x, y = digits
+    measured = sides(attributes(x), y)
+    caps = caption_images(x, y, torch.Generator().manual_seed(0), p_attribute=1.0, p_plain=0.25)
+    asked = [parse_caption(c) for c in caps]
+    assert all(a["digit"] == d for a, d in zip(asked, y.tolist()))
+    has_side = torch.stack([measured[n] != 0 for n in ATTRIBUTES]).any(0)  # (N,) some attribute to say
+    plain = torch.tensor([all(a[n] == 0 for n in ATTRIBUTES) for a in asked])
+    share = plain[has_side].float().mean().item()  # a digit with something to say, said plainly: p_plain
+    assert 0.18 < share < 0.32, share
+    for a, m in zip(asked, zip(*(measured[n].tolist() for n in ATTRIBUTES))):  # the others say every side (p_attribute 1)
+        if any(a[n] != 0 for n in ATTRIBUTES):
+            assert [a[n] for n in ATTRIBUTES] == list(m)
+    all_plain = caption_images(x, y, torch.Generator().manual_seed(0), p_plain=1.0)
+    assert all(all(parse_caption(c)[n] == 0 for n in ATTRIBUTES) for c in all_plain)
 
 
 def test_captions_are_reproducible_and_varied():

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..captions import ATTRIBUTES, attributes, make_captions, sides
+from ..captions import ATTRIBUTES, P_ATTRIBUTE, P_PLAIN, attributes, make_captions, sides
 from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from ..data import load_mnist
 from ..guidance import text_guided_eps
@@ -40,12 +40,13 @@ from ..train import train
 from ..models.unet import UNet, UNetConfig
 from ..models.unet import config_dict as unet_config_dict
 
-DEFAULT_TEXT_GUIDANCE = 1.5  # guidance at every step: 99.6% of 500 digits read right with FD 1.4x the floor, but
-# "thin" and "large" land on their side in only 87% and 85% (benchmarks/RESULTS.md); lessons 8 and 9 measured at it
+DEFAULT_TEXT_GUIDANCE = 1.5  # guidance at every step, the setting lessons 8 and 9 were measured at: 99.6% of 1000
+# digits read right with FD 1.5x the floor, but "thin" and "large" land on their side in only 90% and 88%
 RECOMMENDED_GUIDANCE = {"guidance_scale": 2.5, "guidance_interval": (0, 825)}  # what the course recommends for
 # text-to-image sampling (lesson 7): guidance 2.5, but not at the noisiest timesteps (t >= 825: 9 of DDIM's 50 steps),
-# where it costs the most diversity (Kynkaanniemi et al. 2024). Measured by benchmarks/latent_text.py (RESULTS.md,
-# "guidance interval"): 1000 digits 99.9% read right, FD 1.86x the floor; thin 95%, large 89.5% (200 per word)
+# where it costs the most diversity (Kynkaanniemi et al. 2024). Measured with benchmarks/latent_text.py's measures
+# (RESULTS.md, "captions that name everything or nothing"): 1000 digits 99.6% read right, FD 1.66x the floor; thin 96%,
+# large 92% (500 per word; "large" 91.0% over four draws of 500)
 SCALE_IMAGES = 10000  # training digits whose latents fit the scale factor (its std is settled well before 60,000)
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "checkpoints"
 
@@ -79,6 +80,8 @@ class TextRecipe:
     prediction: str = "v"
     schedule: dict = field(default_factory=lambda: {"T": 1000, "kind": "cosine"})
     p_uncond: float = 0.1  # probability of training on the empty caption (classifier-free guidance)
+    p_plain: float = P_PLAIN  # probability that a caption names the digit only (captions.make_caption)
+    p_attribute: float = P_ATTRIBUTE  # otherwise, the probability of naming each attribute the digit has a side of
 
 
 VAE_RECIPE = VAERecipe()
@@ -115,18 +118,21 @@ class TextToLatent(nn.Module):
 
 def text_diffusion_loss(model: TextToLatent, z0: torch.Tensor, codes: torch.Tensor, generator: torch.Generator,
                         schedule: NoiseSchedule, tokenizer: Tokenizer, p_uncond: float = 0.1,
-                        prediction: str = "eps") -> torch.Tensor:
+                        prediction: str = "eps", p_attribute: float = P_ATTRIBUTE,
+                        p_plain: float = P_PLAIN) -> torch.Tensor:
     """DDPM's loss on latents, with a fresh caption for every image at every step.
 
     z0:    (B, 4, 8, 8) scaled latents of the training digits
     codes: (B, 4) long: the digit and its side (-1, 0, +1) of each attribute in `captions.ATTRIBUTES`
            (so a digit is described by different templates and subsets of its attributes over training)
     p_uncond: the probability of replacing the caption with "", the unconditional prompt of CFG.
+    p_plain, p_attribute: how often a caption names the digit only, and otherwise each attribute with a side.
     """
     codes = codes.cpu()
 
     def write(g):
-        return make_captions(codes[:, 0], {name: codes[:, 1 + i] for i, name in enumerate(ATTRIBUTES)}, g)
+        return make_captions(codes[:, 0], {name: codes[:, 1 + i] for i, name in enumerate(ATTRIBUTES)}, g,
+                             p_attribute=p_attribute, p_plain=p_plain)
 
     return captioned_diffusion_loss(model, z0, write, generator, schedule, tokenizer, p_uncond, prediction)
 
@@ -323,7 +329,8 @@ def train_text(steps: int | None = None, minutes: float | None = None, checkpoin
     tokenizer = Tokenizer(max_length=recipe.text.max_length)
 
     def loss_fn(m, z, c, g):
-        return text_diffusion_loss(m, z, c, g, schedule, tokenizer, recipe.p_uncond, recipe.prediction)
+        return text_diffusion_loss(m, z, c, g, schedule, tokenizer, recipe.p_uncond, recipe.prediction,
+                                   recipe.p_attribute, recipe.p_plain)
 
     meta = {"model_name": "text", "unet_config": unet_config_dict(recipe.unet), "text_config": asdict(recipe.text),
             "prediction": recipe.prediction, "schedule": dict(recipe.schedule),
