@@ -16,8 +16,8 @@ hundred printed digits (`printed.make_printed`), captioned with new words ("a pr
        full   every weight of the text encoder and the UNet moves (a small learning rate), or
        LoRA   (Hu et al. 2021, `models.lora`) everything is frozen except a rank-r update B A of the
               attention projections to_q, to_k, to_v, to_out of every attention module, an update of
-              every 3 x 3 convolution of the UNet (rank 3; the strokes are drawn there: attention alone reached 76.5%
-              of "a printed {d}" read right, against 90.0% for full fine-tuning), and the new words'
+              every 3 x 3 convolution of the UNet (rank 3; the strokes are drawn there: on the first lesson-7 model
+              attention alone reached 76.5% of "a printed {d}" read right, against 90.0% for full fine-tuning), and the new words'
               embedding rows (the old rows are held: their gradient is zeroed), a few percent of the weights;
      or, for comparison, from scratch: a fresh model of the same shape trained on the printed set only.
 The checkpoint (model name "text-printed") keeps the vocabulary and the LoRA rank; `load` rebuilds the
@@ -69,7 +69,8 @@ class FinetuneRecipe:
     lora_lr: float = 1e-2  # LoRA: only the small matrices and the new words move (attention and convolutions at
     #                        5e-3 read 81.0% right, at 1e-2 85.0%; attention only: 5e-3 and 1e-2 the same)
     lora_alpha: float | None = None  # None: alpha = rank, an update scale of 1
-    # LoRA also on the UNet's 3 x 3 convolutions, at this rank (None: attention only). Measured, 1000 steps at 5e-3,
+    # LoRA also on the UNet's 3 x 3 convolutions, at this rank (None: attention only). Measured on the first lesson-7
+    # model (the recipe's choices were made there; RESULTS.md has the current model's figures), 1000 steps at 5e-3,
     # 200 samples: attention r4 alone 76.5% of "a printed {d}" read right (2.1% of the weights trainable); with
     # norms and biases 74.5% (3.0%); attention r4 + convolutions r2 80.5% (4.3%), r4 + r4 83.0% (6.3%, over 5%),
     # r2 + r3 81.0% (4.4%); r4 + r2 for 2000 steps 80.0%. Full fine-tuning: 90.0%.

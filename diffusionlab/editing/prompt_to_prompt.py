@@ -58,10 +58,11 @@ from ..samplers import sample
 
 # The course's word-swap setting, measured on the shipped text model (benchmarks/RESULTS.md, lesson 8: 180 digit
 # swaps "a small A leaning right" -> "a small B leaning right", DDIM 25 steps, guidance 1.5): the source's
-# cross-attention maps for the first 10% of the steps keep 97% of the edits reading as the new digit (98.9% without
-# control) and bring them closer to their sources (pixel MSE 0.298 against 0.316). More steps keep more of the source
-# but the digit changes less often: 84% read as the new digit at 20%, 66% at 40%, 55% at 80%. Self-attention is
-# injected for half as many steps, as in the paper's code (at these fractions it changes no measured number).
+# cross-attention maps for the first 10% of the steps keep 96.7% of the edits reading as the new digit (98.3% without
+# control) and bring them closer to their sources (pixel MSE 0.314 against 0.327). More steps keep more of the source
+# but the digit changes less often: 92% read as the new digit at 20%, 82% at 40%, 73% at 80%; and at 20% "small" ->
+# "large" lands on its side in 84% of 180 edits, against 86% at 10%. Self-attention is injected for half as many
+# steps, as in the paper's code.
 CROSS_FRACTION = 0.1
 SELF_FRACTION = 0.05
 

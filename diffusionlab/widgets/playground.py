@@ -598,8 +598,8 @@ in 51.7% and 54.3%;</li>
 </ul>
 <p>So about one digit change in ten fails, and a digit change often redraws the digit in a new style. The
 gallery shows edits that work; other digits and seeds can fail. The img2img baseline (SDEdit with the lesson-7
-model and the edited caption) reads every digit change right at temperature 1 but keeps the style in only 6.5%,
-and at 0.7 gets 59% of them right (200 test digits per kind). One edit at 20 steps takes 0.14 s on a 2-core CPU
+model and the edited caption) reads every digit change right at temperature 1 but keeps the style in only 9.5%,
+and at 0.7 gets 48.5% of them right (200 test digits per kind). One edit at 20 steps takes 0.14 s on a 2-core CPU
 with other jobs running (median, one thread, load average 4.4; 0.024 s per edit in a batch of 100; measured
 outside the page).</p>
 """
