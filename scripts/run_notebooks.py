@@ -98,6 +98,15 @@ def clean_outputs(nb) -> None:
         widgets["state"] = {ref: model for ref, model in state.items() if ref in keep}
 
 
+def unsaved_widgets(nb) -> list[str]:
+    """The widgets that an output shows but the notebook's saved widget state lacks: a reader without a live kernel
+    sees "Error displaying widget" where they are. (A run can end before the kernel has sent every widget's state.)"""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    return [output["data"][WIDGET_VIEW]["model_id"] for cell in nb.cells if cell.cell_type == "code"
+            for output in cell.outputs if WIDGET_VIEW in output.get("data", {})
+            and output["data"][WIDGET_VIEW]["model_id"] not in state]
+
+
 def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float | None = None) -> tuple[float, str]:
     """Execute one notebook in `mode`; save it (in place, or into `out`); return (wall time in seconds, status).
 
@@ -134,6 +143,9 @@ def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float |
             alarm.cancel()
     seconds = time.perf_counter() - start
     clean_outputs(nb)
+    missing = unsaved_widgets(nb)
+    if missing and status == "done":
+        status = f"done, but {len(missing)} widget(s) shown without their saved state: run this notebook again"
     target = (out / path.name) if out else path
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
@@ -160,15 +172,16 @@ def main(argv=None) -> int:
             nbformat.write(nb, (args.out / path.name) if args.out else path)
         return 0
     deadline = time.time() + args.deadline if args.deadline else None
-    rows = []
+    rows, failed = [], 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         runs = {pool.submit(run, path.resolve(), args.mode, args.out, args.timeout, deadline): path for path in paths}
         for done in as_completed(runs):
             seconds, status = done.result()
             rows.append((runs[done].name, seconds))
+            failed += status != "done"
             print(f"{runs[done].name:<26} {args.mode:>4}  {seconds:7.1f} s  {status}", flush=True)
     print(f"{'total':<26} {args.mode:>4}  {sum(s for _, s in rows):7.1f} s")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -128,6 +128,20 @@ def test_saved_notebook_has_no_progress_bar_leftovers(path):
                        "(or with --clean-only):\n" + "\n".join(found))
 
 
+def test_unsaved_widgets_names_a_shown_widget_whose_state_was_not_saved():
+    nb = bar_notebook("training: 100%", 60, 60, " 60/60", "training:   0%|          | 0/60")
+    assert run_notebooks.unsaved_widgets(nb) == []
+    nb.metadata["widgets"][run_notebooks.WIDGET_STATE]["state"] = {}  # what one run of lesson 9 saved
+    assert run_notebooks.unsaved_widgets(nb) == ["box"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_notebook_keeps_the_state_of_every_widget_it_shows(path):
+    missing = run_notebooks.unsaved_widgets(nbformat.read(path, as_version=4))
+    assert not missing, (f"{path.name} shows {len(missing)} widget(s) without their saved state: run "
+                         f"`python scripts/run_notebooks.py notebooks/{path.name}` again")
+
+
 @pytest.mark.parametrize("loop", ["sample", "ddim_invert"])
 def test_a_notebook_progress_bar_ends_showing_its_total(monkeypatch, loop):
     """The sampling loops' bars in a notebook: once closed, the saved text reads 1000/1000, not the count of
