@@ -166,9 +166,7 @@ def make_caption(digit: int, attribute_sides: dict[str, int] | None = None, gene
     digit_word = str(int(digit)) if torch.rand(1, generator=g).item() < p_numeral else DIGIT_WORDS[int(digit)]
     plain = p_plain > 0 and torch.rand(1, generator=g).item() < p_plain  # no draw at all when p_plain is 0
     said = {}
-    for name in ATTRIBUTES:
-        if plain:
-            break
+    for name in () if plain else ATTRIBUTES:  # a plain caption says no attribute
         side = int((attribute_sides or {}).get(name, 0))
         if side != 0 and torch.rand(1, generator=g).item() < p_attribute:
             said[name] = _choice(WORDS[name][side > 0], g)
