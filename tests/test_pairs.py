@@ -17,6 +17,7 @@ from diffusionlab.pairs import (
     filter_pairs,
     shear,
     spreads,
+    thin,
 )
 
 
@@ -38,6 +39,19 @@ def test_exact_operations_move_their_attribute_the_requested_way(digits, kind):
     for target in (-1, 1):
         after = attributes(apply_edit(x, kind, target))[kind]
         assert ((after - before) * target > 0).float().mean() > 0.9
+
+
+def test_thinner_strokes_keep_their_cores_at_full_ink(digits):
+    # a thinner pen, not a fainter one: the half erosion used before turned 64% bright ink into 11%
+    x, _ = digits
+    p, q = (x + 1) / 2, (thin(x) + 1) / 2
+
+    def bright_share(p):  # of the ink pixels, the share that is near full ink
+        return ((p > 0.9) & (p > 0.5)).sum() / (p > 0.5).sum()
+
+    assert bright_share(q) >= bright_share(p)
+    assert (q[p >= 0.999] >= 0.999).all()  # full ink stays full ink
+    assert (q <= p + 1e-6).all()  # and nothing gets brighter
 
 
 def test_shear_adds_its_factor_to_the_measured_slant(digits):
