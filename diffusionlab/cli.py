@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=_positive_int, help="sampling steps, 1 to 1000 (default 50; 10 for flow and reflow)")
     s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
     s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
-                   "per step) or heun (two per step)")
+                   "per step) or heun (two per step, one for the last)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")

@@ -11,6 +11,7 @@ noise, and sampling runs from t = 1 down to t = 0.
     sampling        dx/dt = v_theta(x, t), from x_1 = eps ~ N(0, I) at t = 1 to x_0 at t = 0
     Euler step      x_{t'} = x_t + (t' - t) v(x_t, t)          (t' < t: a step towards the data)
     Heun step       x~ = Euler step;  x_{t'} = x_t + (t' - t) (v(x_t, t) + v(x~, t')) / 2
+                    (the last step, to t' = 0, stays an Euler step, as in EDM's Algorithm 1)
 
 CS180 (project 5B) and Lipman et al. run time the other way: their t = 0 is noise and t = 1 is data, with
 x_t = (1 - t) eps + t x0 and velocity x0 - eps. Their t is our 1 - t, and their velocity is minus ours.
@@ -144,12 +145,16 @@ def euler_step(v: torch.Tensor, t: float, t_next: float, xt: torch.Tensor) -> to
 
 def heun_step(velocity_fn: VelocityFn, t: float, t_next: float, xt: torch.Tensor,
               v: torch.Tensor | None = None) -> torch.Tensor:
-    """Heun's method (the trapezoid rule, as in EDM's Algorithm 1): an Euler step, then the average of the
-    velocities at both ends. Two evaluations of velocity_fn (one if v = velocity_fn(x_t, t) is given)."""
+    """Heun's method (the trapezoid rule), as in EDM's Algorithm 1: an Euler step, then the step with the average
+    of the velocities at both ends. A step that ends at the data (t_next = 0) stays a plain Euler step, as in
+    EDM: the network is not asked at t = 0. Two evaluations of velocity_fn (one if v = velocity_fn(x_t, t) is
+    given, or if t_next = 0)."""
     B = xt.shape[0]
     if v is None:
         v = velocity_fn(xt, torch.full((B,), t, device=xt.device))
     x_euler = euler_step(v, t, t_next, xt)
+    if t_next == 0:
+        return x_euler
     v_next = velocity_fn(x_euler, torch.full((B,), t_next, device=xt.device))
     return xt + (t_next - t) * (v + v_next) / 2
 
@@ -162,9 +167,10 @@ def timesteps(steps: int) -> list[float]:
 
 
 def evaluations(steps: int, solver: str) -> int:
-    """Network evaluations of a `steps`-step solve: one per Euler step, two per Heun step."""
+    """Network evaluations of a `steps`-step solve from t = 1 to 0: one per Euler step; two per Heun step but
+    the last, which ends at t = 0 and is an Euler step (EDM's Algorithm 1): 2 steps - 1."""
     check_solver(solver)
-    return steps * (2 if solver == "heun" else 1)
+    return 2 * steps - 1 if solver == "heun" else steps
 
 
 def check_solver(solver: str) -> None:

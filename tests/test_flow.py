@@ -59,7 +59,7 @@ def test_heun_is_second_order_and_euler_first_order_on_a_curved_field():
     # dx/dt = x: x(0) = x(1) * exp(-1) exactly
     x1 = torch.ones(1, 1, 1, 1)
     exact = x1 * torch.exp(torch.tensor(-1.0))
-    errors = {s: [float((flow.sample(lambda x, t: x, x1=x1, steps=n, solver=s) - exact).abs()) for n in (4, 8)]
+    errors = {s: [float((flow.sample(lambda x, t: x, x1=x1, steps=n, solver=s) - exact).abs()) for n in (8, 16)]
               for s in flow.SOLVERS}
     assert 1.7 < errors["euler"][0] / errors["euler"][1] < 2.3  # halving the step halves the error
     assert 3.5 < errors["heun"][0] / errors["heun"][1] < 4.5  # ... quarters it
@@ -73,7 +73,26 @@ def test_sample_calls_back_after_each_step_and_repeats_with_the_same_generator()
     assert seen == [(0, 0.75), (1, 0.5), (2, 0.25), (3, 0.0)]
     again = flow.sample(lambda x, t: -x, (2, 1, 3, 3), steps=4, solver="heun", generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
-    assert flow.evaluations(4, "heun") == 8 and flow.evaluations(4, "euler") == 4
+    assert flow.evaluations(4, "heun") == 7 and flow.evaluations(4, "euler") == 4
+
+
+def test_heun_ends_with_an_euler_step_at_the_data_as_in_edm():
+    # EDM's Algorithm 1: no correction on the step that ends at t = 0, so N Heun steps cost 2N - 1 evaluations
+    calls = []
+
+    def v(x, t):
+        calls.append(float(t[0]))
+        return x * (1 + t.reshape(-1, 1, 1, 1))
+
+    x1 = torch.randn(2, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    heun = flow.sample(v, x1=x1, steps=1, solver="heun")
+    assert calls == [1.0]  # the network is never asked at t = 0
+    assert torch.equal(heun, flow.sample(v, x1=x1, steps=1, solver="euler"))
+    for steps in (1, 2, 5):
+        calls.clear()
+        flow.sample(v, x1=x1, steps=steps, solver="heun")
+        assert len(calls) == flow.evaluations(steps, "heun") == 2 * steps - 1 and 0.0 not in calls
+    assert not torch.equal(flow.heun_step(v, 1.0, 0.5, x1), flow.euler_step(v(x1, torch.ones(2)), 1.0, 0.5, x1))
 
 
 def test_guidance_1_gives_the_conditional_velocity_and_0_the_unconditional():
@@ -198,7 +217,7 @@ def test_cli_samples_the_flow_model_and_makes_reflow_pairs(tiny_flow, tmp_path, 
     out = tmp_path / "s.pt"
     assert main(["sample", "--model", "flow", "--n", "12", "--steps", "3", "--solver", "heun", "--guidance", "2",
                  "--checkpoint", str(tiny_flow), "--out", str(out), "--device", "cpu"]) == 0
-    assert "heun 3 steps (6 network evaluations)" in capsys.readouterr().out
+    assert "heun 3 steps (5 network evaluations)" in capsys.readouterr().out
     result = torch.load(out, weights_only=True)
     assert result["images"].shape == (12, 1, 28, 28) and 0 <= result["images"].min() and result["images"].max() <= 1
     assert result["labels"].tolist() == [*range(10), 0, 1]

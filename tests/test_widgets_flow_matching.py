@@ -51,7 +51,7 @@ def test_flow_explorer_draws_the_solver_paths_and_counts_evaluations(models):
     explorer.controls["steps"].value = 8
     explorer.controls["solver"].value = "heun"
     last = explorer.last
-    assert last["paths"].shape == (9, 200, 2) and last["evaluations"] == 16
+    assert last["paths"].shape == (9, 200, 2) and last["evaluations"] == 15
     assert set(explorer.controls["steps"].options) == set(widgets.FLOW_STEP_CHOICES)
 
 
