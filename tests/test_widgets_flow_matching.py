@@ -20,7 +20,7 @@ def tiny_flow(name, seed):
     unet = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=10)).eval()
     torch.nn.init.normal_(unet.out[-1].weight, std=0.3)  # untrained, but not the zero output of a fresh UNet
     torch.nn.init.normal_(unet.class_emb.weight, std=1.0)  # the label changes the output: guidance does something
-    return FlowModel(name, unet)
+    return FlowModel(name, unet, 1.0 if name == "reflow" else 1.5)  # the defaults of course.load
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,16 @@ def test_flow_explorer(models, name, value):
 def test_flow_explorer_starts_at_the_flow_models_default_guidance(models):
     explorer = widgets.make_flow_explorer(models, n=2)
     assert explorer.controls["guidance_scale"].value == models["flow"].default_guidance == 1.5
+
+
+def test_flow_explorer_moves_guidance_to_each_models_default_when_the_model_changes(models):
+    explorer = widgets.make_flow_explorer(models, n=2)
+    explorer.controls["model"].value = "reflow"
+    assert explorer.controls["guidance_scale"].value == models["reflow"].default_guidance == 1.0
+    assert "w = 1," in plt.gcf().axes[1].get_title()  # the redraw already used it
+    explorer.controls["guidance_scale"].value = 3.0
+    explorer.controls["model"].value = "flow"
+    assert explorer.controls["guidance_scale"].value == 1.5
 
 
 def test_flow_explorer_draws_the_solver_paths_and_counts_evaluations(models):

@@ -39,7 +39,7 @@ def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> 
     """models: {"flow": FlowModel, "reflow": FlowModel (optional)}. Controls: model, steps, solver, guidance, seed.
     `last`: {"images": (n, 1, 28, 28), "paths": (steps + 1, 200, 2) of the toy, "evaluations": network calls}."""
     first = next(iter(models))
-    controls = {  # guidance starts at the first model's default (the flow model's: 1.5)
+    controls = {  # guidance starts at the model's default: the flow model's 1.5, the reflow model's 1
         "model": W.Dropdown(options=list(models), value=first, description="model"),
         "steps": W.SelectionSlider(options=FLOW_STEP_CHOICES, value=4, description="steps", continuous_update=False),
         "solver": W.Dropdown(options=list(flow.SOLVERS), value="euler", description="solver"),
@@ -50,6 +50,11 @@ def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> 
     }
     labels = torch.arange(n) % 10
 
+    def use_default_guidance(change):  # a new model: its own guidance (reflow is sampled at w = 1)
+        controls["guidance_scale"].value = models[change["new"]].default_guidance
+
+    controls["model"].observe(use_default_guidance, names="value")  # before Explorer's redraw: it sees the new w
+
     def draw(model, steps, solver, guidance_scale, seed):
         chosen = models[model]
         x = chosen.sample(n, labels=labels, guidance_scale=guidance_scale, steps=steps, solver=solver,
@@ -58,10 +63,10 @@ def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> 
         fig, (ax_toy, ax_img) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 2.6]})
         for i in range(paths.shape[1]):
             ax_toy.plot(paths[:, i, 0], paths[:, i, 1], color="tab:blue", alpha=0.25, lw=0.8)
-        ax_toy.scatter(paths[0, :, 0], paths[0, :, 1], s=4, color="grey", label="noise, t = 1")
-        ax_toy.scatter(paths[-1, :, 0], paths[-1, :, 1], s=6, color="tab:red", label="end, t = 0")
+        ax_toy.scatter(paths[0, :, 0], paths[0, :, 1], s=4, color="grey", label="noise, t = 1", zorder=3)
+        ax_toy.scatter(paths[-1, :, 0], paths[-1, :, 1], s=6, color="tab:red", label="end, t = 0", zorder=3)
         means = toy_means()
-        ax_toy.scatter(means[:, 0], means[:, 1], marker="x", s=50, color="black", label="data modes")
+        ax_toy.scatter(means[:, 0], means[:, 1], marker="x", s=50, color="black", label="data modes", zorder=4)
         ax_toy.set_aspect("equal")
         ax_toy.set_xlim(-4.5, 4.5)
         ax_toy.set_ylim(-4.5, 4.5)
