@@ -60,7 +60,7 @@ def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> 
         x = chosen.sample(n, labels=labels, guidance_scale=guidance_scale, steps=steps, solver=solver,
                           generator=make_generator(seed, chosen.device))
         paths = toy_paths(steps, solver, seed)
-        fig, (ax_toy, ax_img) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 2.6]})
+        fig, (ax_toy, ax_img) = plt.subplots(1, 2, figsize=(10, 3.1), gridspec_kw={"width_ratios": [1, 2.6]})
         for i in range(paths.shape[1]):
             ax_toy.plot(paths[:, i, 0], paths[:, i, 1], color="tab:blue", alpha=0.25, lw=0.8)
         ax_toy.scatter(paths[0, :, 0], paths[0, :, 1], s=4, color="grey", label="noise, t = 1", zorder=3)
@@ -70,7 +70,7 @@ def make_flow_explorer(models: dict, n: int = 10, max_guidance: float = 6.0) -> 
         ax_toy.set_aspect("equal")
         ax_toy.set_xlim(-4.5, 4.5)
         ax_toy.set_ylim(-4.5, 4.5)
-        ax_toy.legend(fontsize=7, loc="lower left")
+        ax_toy.legend(fontsize=8, loc="lower left")
         ax_toy.set_title(f"2-D toy, exact velocity: {solver}, {steps} step(s)", fontsize=9)
         ax_img.imshow(make_grid(x, nrow=n), cmap="gray", vmin=0, vmax=1)
         ax_img.axis("off")
