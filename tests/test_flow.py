@@ -136,7 +136,7 @@ def test_training_and_sampling_give_the_unet_the_same_time_scale():
         flow.flow_loss(spy, torch.zeros(64, 1, 2, 2), torch.zeros(64, dtype=torch.long), g)
     train_t = torch.cat(spy.seen)
     spy.seen.clear()
-    flow.sample(flow.velocity_fn(spy, torch.zeros(2, dtype=torch.long), 2.0), (2, 1, 2, 2), steps=10, solver="heun",
+    flow.sample(flow.velocity_fn(spy, torch.zeros(2, dtype=torch.long), 2.0), (2, 1, 2, 2), steps=50, solver="heun",
                 generator=g)
     sample_t = torch.cat(spy.seen)
     assert train_t.is_floating_point() and sample_t.is_floating_point()
