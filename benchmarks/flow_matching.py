@@ -9,7 +9,8 @@ Sections:
   nfe        for each number of network evaluations in --nfe (1, 2, 4, 8, 16, 50): --n samples of the digits
              0..9 in turn from each method, scored by the course classifier (share read as the requested digit)
              and the Frechet distance (FD) to the test set, beside the floor of --n real held-out digits. A
-             Heun step costs two evaluations, so Heun runs nfe / 2 steps (and has no 1-evaluation entry). An
+             Heun step costs two evaluations but the last (an Euler step to t = 0, as in EDM), so Heun runs
+             nfe / 2 steps, nfe - 1 evaluations (no entry at 1 or 2: one Heun step is an Euler step). An
              evaluation with guidance runs the network once on the conditional and unconditional batch together.
   straight   the straightness (`flow.straightness`, 0 = straight) of 200 paths solved with 32 Euler steps,
              for the flow model (with guidance) and the reflow model (without)
