@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 FORMAT = "diffusionlab-checkpoint-v1"
+SAMPLED_MODELS = ("ddpm", "cond", "flow", "reflow", "text", "text-printed")  # the models of `diffusionlab sample`
 
 
 class CheckpointError(RuntimeError):
@@ -71,9 +72,14 @@ def load_training_state(path: str | Path, model_name: str | None = None, map_loc
     state = load_checkpoint(path, model_name, map_location)
     if "model" not in state or "optimizer" not in state:
         name = state.get("model_name") or "<model>"
+        command = ""  # the command line that uses these weights, for the models it serves
+        if name in SAMPLED_MODELS:
+            command = f" or `diffusionlab sample --model {name} --checkpoint {path}`"
+        elif name == "pix2pix":
+            command = f" or `diffusionlab edit --checkpoint {path} --input ... --instruction ...`"
         raise CheckpointError(
             f"{path} holds only a model's weights (a weights-only file, as the course ships in data/checkpoints/), "
             f"not a training state, so training cannot resume from it. To train from scratch, give another "
-            f"checkpoint path; to sample from these weights, load them with diffusionlab.course.load({name!r}, "
-            f"{str(path)!r}) or `diffusionlab sample --checkpoint {path}`.")
+            f"checkpoint path; to use these weights, load them with diffusionlab.course.load({name!r}, "
+            f"{str(path)!r}){command}.")
     return state
