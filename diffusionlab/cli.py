@@ -15,7 +15,7 @@
     diffusionlab edit --input digit.png --instruction "turn it into a 3" --out edited.pt --png edited.png
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
-    diffusionlab classifier                                              # (re)train the metrics classifier
+    diffusionlab classifier                                              # train an MNIST classifier -> checkpoints/classifier.pt
 """
 
 from __future__ import annotations
