@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("score", help="measure a samples file: classifier accuracy and Frechet distance (FD)")
     q.add_argument("samples", type=Path, help="a file written by `diffusionlab sample`")
 
-    c = sub.add_parser("classifier", help="train the MNIST classifier used to measure samples")
+    c = sub.add_parser("classifier", help="train an MNIST classifier of the kind that measures samples (the course's "
+                       "own, data/checkpoints/classifier.pt, is left as shipped)")
     c.add_argument("--epochs", type=_positive_int, default=3)
     c.add_argument("--out", type=Path, default=Path("checkpoints/classifier.pt"),
                    help="where to save (default checkpoints/classifier.pt; the course's scorer, "
