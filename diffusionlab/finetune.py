@@ -40,7 +40,7 @@ from . import printed
 from .captions import ATTRIBUTES, make_captions
 from .data import load_mnist
 from .models.instruct import grow_token_embedding
-from .models.lora import add_conv_lora, add_lora, count_trainable, merge_lora
+from .models.lora import add_conv_lora, add_lora, count_trainable, lora_parameters, merge_lora
 from .models.text_encoder import TextEncoderConfig, Tokenizer
 from .models.unet import UNetConfig
 from .models.unet import config_dict as unet_config_dict
@@ -183,7 +183,9 @@ def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bo
     base: a LatentDiffusion, a text checkpoint path, or None for the shipped text.pt (with `vae`: a path, or
           None for the shipped vae.pt); lora: the rank r of LoRA, or None for full fine-tuning;
     data: the printed set, make_printed's dict (default: recipe.n_images digits from recipe.data_seed).
-    history also holds "trainable" and "parameters" (the counts at the start).
+    history also holds "trainable" and "parameters" (at the start: the parameters that learn, and those of the
+    model itself, new words included and LoRA's matrices not, so trainable / parameters is the share of full
+    fine-tuning's parameters that a LoRA run trains).
     """
     device = torch.device(device or "cpu")
     if lora is not None and (not isinstance(lora, int) or lora < 1):
@@ -203,6 +205,7 @@ def finetune_text(base=None, vae=None, lora: int | None = None, from_scratch: bo
         z0, codes = torch.cat([z0, z_hand]), torch.cat([codes, handwritten_codes(hand)])
     model, tokenizer, schedule = pipe.model, pipe.tokenizer, pipe.schedule
     trainable, total = count_trainable(model)
+    total -= sum(p.numel() for p in lora_parameters(model))  # the model's own size: LoRA's matrices are extra
     if lora is not None:  # the held embedding rows have requires_grad but do not move
         trainable -= base_vocab * model.text_encoder.token_emb.embedding_dim
 
