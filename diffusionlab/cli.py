@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="finetune: printed (the default and only choice): digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
                     help="train only LoRA updates: rank RANK on the attention projections, the recipe's rank (3) on "
-                         "the UNet's 3x3 convolutions, and the new words (--lora 2: 4.4%% of the weights); default: "
+                         "the UNet's 3x3 convolutions, and the new words (--lora 2: 4.6%% of the weights); default: "
                          "full fine-tuning")
     ft.add_argument("--from-scratch", action="store_true", help="train a fresh model of the same shape on the printed "
                     "digits only (the comparison)")
