@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 FORMAT = "diffusionlab-checkpoint-v1"
+SAMPLED_MODELS = ("ddpm", "cond", "flow", "reflow", "text", "text-printed")  # the models of `diffusionlab sample`
 
 
 class CheckpointError(RuntimeError):
@@ -45,18 +46,24 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
+def train_command(model_name: str | None) -> str:
+    """The command line that makes a checkpoint of `model_name`."""
+    return {"classifier": "diffusionlab classifier", "text-printed": "diffusionlab train finetune",
+            "reflow-pairs": "diffusionlab make-reflow-pairs"}.get(model_name, f"diffusionlab train {model_name or '<model>'}")
+
+
 def load_checkpoint(path: str | Path, model_name: str | None = None, map_location="cpu") -> dict:
     """Load a checkpoint written by `save_checkpoint`; with `model_name`, check it is that model's."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist. Train one with `diffusionlab train "
-                              f"{model_name or '<model>'}` or pass the path of an existing one.")
+        raise CheckpointError(f"checkpoint {path} does not exist. Train one with `{train_command(model_name)}` or "
+                              "pass the path of an existing one.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # torch's message advises weights_only=False, which is unsafe for a file of unknown origin
         raise CheckpointError(f"could not read {path}: it is not a valid diffusionlab checkpoint (corrupt, cut "
                               f"short, or another kind of file). Use a checkpoint saved by diffusionlab: train "
-                              f"one with `diffusionlab train {model_name or '<model>'}`, or get the course's "
+                              f"one with `{train_command(model_name)}`, or get the course's "
                               "shipped files again from the repository (data/checkpoints/).") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
@@ -71,9 +78,14 @@ def load_training_state(path: str | Path, model_name: str | None = None, map_loc
     state = load_checkpoint(path, model_name, map_location)
     if "model" not in state or "optimizer" not in state:
         name = state.get("model_name") or "<model>"
+        command = ""  # the command line that uses these weights, for the models it serves
+        if name in SAMPLED_MODELS:
+            command = f" or `diffusionlab sample --model {name} --checkpoint {path}`"
+        elif name == "pix2pix":
+            command = f" or `diffusionlab edit --checkpoint {path} --input ... --instruction ...`"
         raise CheckpointError(
             f"{path} holds only a model's weights (a weights-only file, as the course ships in data/checkpoints/), "
             f"not a training state, so training cannot resume from it. To train from scratch, give another "
-            f"checkpoint path; to sample from these weights, load them with diffusionlab.course.load({name!r}, "
-            f"{str(path)!r}) or `diffusionlab sample --checkpoint {path}`.")
+            f"checkpoint path; to use these weights, load them with diffusionlab.course.load({name!r}, "
+            f"{str(path)!r}){command}.")
     return state

@@ -15,7 +15,7 @@
     diffusionlab edit --input digit.png --instruction "turn it into a 3" --out edited.pt --png edited.png
     diffusionlab score samples.pt                                        # classifier accuracy and FD of samples
     diffusionlab export checkpoints/cond.pt data/checkpoints/cond.pt     # the small fp16 file the course ships
-    diffusionlab classifier                                              # (re)train the metrics classifier
+    diffusionlab classifier                                              # train an MNIST classifier -> checkpoints/classifier.pt
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from . import course, flow, records
-from .checkpoints import CheckpointError, load_training_state
+from .checkpoints import SAMPLED_MODELS, CheckpointError, load_training_state
 from .data import DataFileError
 from .editing.prompt_to_prompt import CROSS_FRACTION, SELF_FRACTION, edit_prompt
 from .guidance import check_guidance_scale
@@ -41,6 +41,7 @@ from .samplers import SAMPLERS
 from .utils import get_device
 
 
+CONDITIONAL = ("cond", "flow", "reflow", "text", "text-printed")  # the models `sample --guidance` steers
 TRAINED_HERE = [m for m in course.MODELS if m != "text-printed"]  # `train finetune` makes text-printed
 
 
@@ -127,21 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--pairs", type=Path, nargs="+", help="pix2pix: the training pairs, one or more files of "
                     "`diffusionlab make-pairs` (joined); reflow: the (noise, sample) pairs of "
                     "`diffusionlab make-reflow-pairs` (one file)")
-    ft.add_argument("--data", choices=["printed"], default="printed",
-                    help="printed: digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
+    ft.add_argument("--data", choices=["printed"],
+                    help="finetune: printed (the default and only choice): digits set in matplotlib's fonts, captioned 'a printed seven', 'a serif 3', ...")
     ft.add_argument("--lora", type=_positive_int, metavar="RANK",
                     help="train only LoRA updates: rank RANK on the attention projections, the recipe's rank (3) on "
-                         "the UNet's 3x3 convolutions, and the new words (--lora 2: 4.4%% of the weights); default: "
+                         "the UNet's 3x3 convolutions, and the new words (--lora 2: 4.6%% of the weights); default: "
                          "full fine-tuning")
     ft.add_argument("--from-scratch", action="store_true", help="train a fresh model of the same shape on the printed "
                     "digits only (the comparison)")
     ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=["ddpm", "cond", "flow", "reflow", "text", "text-printed"], default="cond")
+    s.add_argument("--model", choices=SAMPLED_MODELS, default="cond")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
     s.add_argument("--guidance", type=_guidance,
-                   help=f"classifier-free guidance scale (default {course.DEFAULT_GUIDANCE} for cond, "
+                   help=f"classifier-free guidance scale, for the conditional models (default {course.DEFAULT_GUIDANCE} for cond, "
                         f"{course.FLOW_GUIDANCE} for flow, {course.REFLOW_GUIDANCE} for reflow, "
                         f"{RECOMMENDED_GUIDANCE['guidance_scale']} for text)")
     s.add_argument("--guidance-interval", type=int, nargs=2, metavar=("LO", "HI"),
@@ -157,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", type=Path,
                    help="weights to use (default: the course's shipped checkpoint, else checkpoints/MODEL.pt)")
     s.add_argument("--out", type=Path, default=Path("samples.pt"),
-                   help="output .pt file: {'images': (N,1,28,28) in [0,1], 'labels': (N,)}")
+                   help="output .pt file (default samples.pt): {'images': (N,1,28,28) in [0,1]}, with 'labels': (N,) "
+                        "for cond, flow and reflow, 'prompts': N captions for text and text-printed")
     s.add_argument("--png", type=Path, help="also save a grid of the first 100 images as PNG")
     s.add_argument("--compile", action="store_true",
                    help="compile the network first (torch.compile): faster for many images; compiling takes seconds")
@@ -226,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--steps", type=int, default=20, help="sampling steps, 2 to 1000 (default 20)")
     ed.add_argument("--sampler", choices=SAMPLERS, help="ddim or ddpm (default: the variant's)")
     ed.add_argument("--strength", type=float, default=1.0,
-                    help="the temperature, in (0, 1]: how far from the input the edit starts (1: pure noise)")
+                    help="in (0, 1]: how far from the input the edit starts (SDEdit's strength; the 'temperature' "
+                         "of the InstructPix2Pix visualizer); 1 starts from pure noise (default 1)")
     ed.add_argument("--variant", default="full", choices=list(VARIANTS), help="full (CFG + DDIM), no-ddim, no-cfg, "
                     "no-cfg-no-ddim, or img2img (SDEdit with the lesson-7 text model and the edited caption)")
     ed.add_argument("--seed", type=int, default=0)
@@ -234,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--checkpoint", type=Path,
                     help="the pix2pix model (default: the shipped pix2pix.pt, else checkpoints/pix2pix.pt)")
     ed.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
-    ed.add_argument("--text-checkpoint", type=Path, help="img2img: the text model (default: the one pix2pix started from)")
+    ed.add_argument("--text-checkpoint", type=Path, help="img2img: the lesson-7 text model (default: the "
+                    "one named by a checkpoint saved by `train pix2pix`, if that file exists, else the shipped text.pt)")
     ed.add_argument("--out", type=Path, default=Path("edited.pt"), help="output .pt file (default edited.pt)")
     ed.add_argument("--png", type=Path, help="also save a grid: the inputs above their edits")
 
@@ -245,9 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("score", help="measure a samples file: classifier accuracy and Frechet distance (FD)")
     q.add_argument("samples", type=Path, help="a file written by `diffusionlab sample`")
 
-    c = sub.add_parser("classifier", help="train the MNIST classifier used to measure samples")
+    c = sub.add_parser("classifier", help="train an MNIST classifier of the kind that measures samples (the course's "
+                       "own, data/checkpoints/classifier.pt, is left as shipped)")
     c.add_argument("--epochs", type=_positive_int, default=3)
-    c.add_argument("--out", type=Path, help="default: the course's data/checkpoints/classifier.pt")
+    c.add_argument("--out", type=Path, default=Path("checkpoints/classifier.pt"),
+                   help="where to save (default checkpoints/classifier.pt; the course's scorer, "
+                        "data/checkpoints/classifier.pt, stays as shipped: every measurement was made with it). "
+                        "Use it with diffusionlab.metrics.load_classifier(path)")
 
     g = sub.add_parser("playground", help="serve the playground (notebooks/playground.ipynb) as a web page with Voila")
     g.add_argument("--port", type=_port, default=8866, help="the port on localhost (default 8866)")
@@ -323,9 +331,14 @@ def cmd_train(args) -> None:
     if steps is None and minutes is None:
         steps = 2000
     finetuning, pix2pix, reflow = args.model == "finetune", args.model == "pix2pix", args.model == "reflow"
-    if not finetuning and (args.lora is not None or args.from_scratch or args.n_images is not None
-                           or (args.base != "text" and not (pix2pix or reflow))):
-        raise ValueError("--base, --data, --lora, --from-scratch and --n-images are options of `train finetune`")
+    finetune_only = [name for name, given in (("--data", args.data is not None), ("--lora", args.lora is not None),
+                     ("--from-scratch", args.from_scratch), ("--n-images", args.n_images is not None)) if given]
+    if not finetuning and finetune_only:
+        raise ValueError(f"{', '.join(finetune_only)}: options of `train finetune` (--data, --lora, --from-scratch, "
+                         f"--n-images), not of `train {args.model}`")
+    if args.base != "text" and not (finetuning or pix2pix or reflow):
+        raise ValueError(f"--base is an option of `train finetune`, `train reflow` and `train pix2pix`, not of "
+                         f"`train {args.model}`")
     if reflow and (args.pairs is None or len(args.pairs) != 1):
         raise ValueError("`train reflow` needs --pairs FILE, one file (made by `diffusionlab make-reflow-pairs`)")
     if not reflow and pix2pix != (args.pairs is not None):
@@ -408,6 +421,9 @@ def cmd_sample_text(args, device) -> None:
         raise ValueError("--compile is not available for the text model")
     if args.sampler == "ddpm" and args.eta != 0.0:
         raise ValueError("--eta is a DDIM setting; leave it out with --sampler ddpm")
+    check_writable(args.out, "--out", "samples.pt")
+    if args.png:
+        check_writable(args.png, "--png", "grid.png")
     path = _checkpoint_to_sample(args)
     guidance = RECOMMENDED_GUIDANCE["guidance_scale"] if args.guidance is None else args.guidance
     interval = tuple(args.guidance_interval or RECOMMENDED_GUIDANCE["guidance_interval"])
@@ -454,6 +470,8 @@ def cmd_sample(args) -> None:
     if args.prompt or args.negative_prompt or args.vae or args.guidance_interval:
         raise ValueError("--prompt, --negative-prompt, --vae and --guidance-interval are options of the text model: "
                          "add --model text")
+    if args.model == "ddpm" and args.guidance is not None:
+        raise ValueError(f"--guidance needs a conditional model ({', '.join(CONDITIONAL)}); ddpm is unconditional")
     if args.guidance is None:
         args.guidance = {"flow": course.FLOW_GUIDANCE, "reflow": course.REFLOW_GUIDANCE}.get(args.model,
                                                                                            course.DEFAULT_GUIDANCE)
@@ -615,6 +633,12 @@ def cmd_edit(args) -> None:
     pipe = course.load("pix2pix", path, device, vae=args.vae)
     if args.text_checkpoint is not None:
         pipe.text_checkpoint = str(args.text_checkpoint)
+    if args.variant == "img2img" and args.image_guidance is not None:
+        raise ValueError("--image-guidance is not used by variant img2img: the text model guides by the edited caption "
+                         "only (--text-guidance)")
+    if args.variant in ("no-cfg", "no-cfg-no-ddim") and (args.text_guidance, args.image_guidance) != (None, None):
+        raise ValueError(f"variant {args.variant!r} samples without guidance: leave out --text-guidance and "
+                         "--image-guidance, or use variant 'full'")
     s_T = PIX_TEXT_GUIDANCE if args.text_guidance is None else args.text_guidance
     s_I = DEFAULT_IMAGE_GUIDANCE if args.image_guidance is None else args.image_guidance
     g = torch.Generator(device=device).manual_seed(args.seed)
@@ -630,11 +654,22 @@ def cmd_edit(args) -> None:
         from .viz import make_grid
         k = min(len(x), 10)
         plt.imsave(args.png, make_grid(torch.cat([x[:k].cpu(), y[:k].cpu()]), nrow=k), cmap="gray", vmin=0, vmax=1)
-    print(f"edited {len(x)} image(s) by {args.instruction!r} ({args.variant}, {args.steps} steps, text guidance "
-          f"{s_T:g}, image guidance {s_I:g}, strength {args.strength:g}) from {path} in {elapsed:.2f} s -> {args.out}")
+    print(f"edited {len(x)} image(s) by {args.instruction!r} ({args.variant}, {args.steps} steps, "
+          f"{edit_guidance_text(args.variant, s_T, s_I)}, strength {args.strength:g}) from {path} in {elapsed:.2f} s "
+          f"-> {args.out}")
+
+
+def edit_guidance_text(variant: str, s_T: float, s_I: float) -> str:
+    """The guidance a variant of `edit` uses, in words: img2img guides by its caption only, no-cfg by nothing."""
+    if variant == "img2img":
+        return f"caption guidance {s_T:g}"
+    if not VARIANTS[variant][1]:
+        return "no guidance"
+    return f"text guidance {s_T:g}, image guidance {s_I:g}"
 
 
 def cmd_export(args) -> None:
+    check_writable(args.out, "out", args.checkpoint.name)
     out = course.export_weights(args.checkpoint, args.out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {course.sha256(out)})")
 
@@ -658,7 +693,11 @@ def cmd_score(args) -> None:
     from .metrics import SampleScorer
 
     result = load_samples(args.samples)
-    images = result["images"] * 2 - 1  # the file holds [0, 1]; the classifier reads [-1, 1]
+    images = result["images"].float()
+    if images.min() < 0 or images.max() > 1:
+        raise ValueError(f"{args.samples}: 'images' must be in [0, 1], got {float(images.min()):.3g} to "
+                         f"{float(images.max()):.3g}")
+    images = images * 2 - 1  # the file holds [0, 1]; the classifier reads [-1, 1]
     scorer = SampleScorer()
     scores = scorer.score(images, result.get("labels"))
     line = f"{len(images)} images: FD {scores['fd']:.2f} (real-data floor {scorer.floor(len(images)):.2f})"
@@ -668,13 +707,16 @@ def cmd_score(args) -> None:
 
 
 def cmd_classifier(args) -> None:
-    from .metrics import CLASSIFIER_PATH, accuracy, save_classifier, train_classifier
+    from .metrics import accuracy, save_classifier, train_classifier
     from .data import load_mnist
 
+    check_writable(args.out, "--out", "classifier.pt")
     model = train_classifier(epochs=args.epochs)
     x, y = load_mnist("test")
     print(f"test accuracy {accuracy(model, x, y):.4f}")
-    print(f"wrote {save_classifier(model, args.out or CLASSIFIER_PATH)}")
+    path = save_classifier(model, args.out)
+    print(f"wrote {path}; score with it by SampleScorer(load_classifier({str(path)!r})) from diffusionlab.metrics "
+          "(`diffusionlab score` uses the shipped data/checkpoints/classifier.pt)")
 
 
 def main(argv=None) -> int:

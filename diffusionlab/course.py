@@ -1,20 +1,27 @@
-"""The models the course trains, their recipes, and loading them (lessons 1-6, the CLI).
+"""The models the course trains: their recipes, training them and loading them (lessons 1-9 and the CLI).
 
-    denoiser  lesson 1  one-step denoiser at sigma = 0.5            UNet(x)
-    ddpm      lesson 2  unconditional DDPM                          UNet(x_t, t)
-    cond      lesson 3  class-conditioned DDPM for CFG (+ null)     UNet(x_t, t, y)
-    flow      lesson 5  class-conditioned flow matching (velocity)  UNet(x_t, 1000 t, y), t in [0, 1] (flow.py)
-    reflow    lesson 5  the flow model retrained on its own pairs   (needs pairs: `make-reflow-pairs`)
-    vae       lesson 7  the autoencoder of latent diffusion         VAE: encode(x), decode(z)
-    text      lesson 7  latent text-to-image model (uses the vae)   UNet(z_t, t, context=TextEncoder(tokens))
-    text-printed  lesson 8  the text model fine-tuned on printed digits (finetune.py; `train finetune`)
-    pix2pix   lesson 9  InstructPix2Pix, edits a digit by an instruction (pipelines/instruct.py; needs pairs)
+    denoiser      lesson 1  one-step denoiser at sigma = 0.5              UNet(x)
+    ddpm          lesson 2  unconditional DDPM                            UNet(x_t, t)
+    cond          lesson 3  class-conditioned DDPM for CFG (+ null)       UNet(x_t, t, y)
+    flow          lesson 5  class-conditioned flow matching (velocity)    UNet(x_t, 1000 t, y), t in [0, 1] (flow.py)
+    reflow        lesson 5  the flow model retrained on its own pairs     (needs pairs: `make-reflow-pairs`)
+    vae           lesson 7  the autoencoder of latent diffusion           VAE: encode(x), decode(z)
+    text          lesson 7  latent text-to-image model (on the vae)       UNet(z_t, t, context=TextEncoder(tokens))
+    text-printed  lesson 8  the text model fine-tuned on printed digits   (finetune.py; `train finetune`)
+    pix2pix       lesson 9  InstructPix2Pix: edits a digit by an instruction  (needs pairs: `make-pairs`)
 
-`train_model(name, ...)` trains one with its recipe; `load(name)` returns a `DiffusionModel` (a `FlowModel` for
-flow and reflow, `pipelines/flow.py`)
-(`pipelines/pixel.py`), the trained network together with the noise schedule and prediction type it
-was trained with, with a `sample` method that calls the samplers of `samplers.py`. The course ships a small checkpoint
-of each in `data/checkpoints/` (see `MANIFEST.txt` there and the README for the commands that made them).
+`train_model(name, ...)` trains one with its recipe and returns (model, history); `load(name)` returns the model
+from a checkpoint (default: the one the course ships in data/checkpoints/, listed in MANIFEST.txt there). The model is
+
+    denoiser, ddpm, cond   pipelines.pixel.DiffusionModel: the network with the noise schedule and prediction type it
+                           was trained with; `sample` calls the samplers of samplers.py
+    flow, reflow           pipelines.flow.FlowModel: the velocity network; `sample` solves the ODE (flow.py)
+    vae                    models.vae.VAE
+    text, text-printed     pipelines.latent.LatentDiffusion: VAE, tokenizer, text encoder and UNet; `sample(prompts)`
+    pix2pix                pipelines.instruct.InstructPix2Pix: `edit(images, instruction)`
+
+Only the pixel-space models (denoiser to reflow) have a `Recipe` here; the others are built and trained in
+pipelines/latent.py (vae, text), finetune.py (text-printed) and pipelines/instruct.py (pix2pix).
 """
 
 from __future__ import annotations
@@ -77,6 +84,11 @@ MODELS = (*RECIPES, *LATENT_MODELS)
 
 
 def check_name(name: str) -> Recipe:
+    """The recipe of pixel-space model `name`; a clear error for the latent models and for unknown names."""
+    if name in LATENT_MODELS:
+        raise ValueError(f"{name!r} has no UNet recipe in course.py: vae and text are built in pipelines/latent.py, "
+                         "text-printed in finetune.py and pix2pix in pipelines/instruct.py (course.train_model and "
+                         f"course.load handle them); the recipes here are for {', '.join(RECIPES)}")
     if name not in RECIPES:
         raise ValueError(f"unknown model {name!r}; the course's models are: {', '.join(MODELS)}")
     return RECIPES[name]
@@ -119,8 +131,10 @@ def metadata(name: str) -> dict:
 def train_model(name: str, steps: int | None = None, minutes: float | None = None, checkpoint=None,
                 device=None, seed: int = 0, batch_size: int | None = None, limit: int | None = None,
                 progress: bool = True, **kwargs):
-    """Train course model `name` on MNIST with its recipe. Returns (DiffusionModel of the EMA weights, history);
-    for "vae" (VAE, history) and for "text" (LatentDiffusion, history), where kwargs may give `vae=` (a path)."""
+    """Train course model `name` with its recipe. Returns (model of the EMA weights, history), the model being a
+    DiffusionModel (denoiser, ddpm, cond), a FlowModel (flow, reflow), a VAE (vae), a LatentDiffusion (text,
+    text-printed) or an InstructPix2Pix (pix2pix). kwargs: `vae=` (a path) for text, text-printed and pix2pix;
+    `pairs=` and `base=` for reflow and pix2pix; `base=` and `lora=` for text-printed."""
     if name == "text-printed":  # kwargs: base= (a text checkpoint), vae=, lora= (a rank)
         from .finetune import finetune_text
         return finetune_text(steps=steps, minutes=minutes, checkpoint=checkpoint, device=device, seed=seed,
@@ -206,8 +220,9 @@ def export_weights(checkpoint, out, half: bool = True) -> Path:
 def load(name: str, checkpoint=None, device=None, vae=None):
     """Load course model `name`: from `checkpoint`, else the course's shipped checkpoint.
 
-    Returns a DiffusionModel; for "vae" a VAE, for "text" a LatentDiffusion (with `vae`: a path, or the shipped one).
-    """
+    Returns a DiffusionModel (denoiser, ddpm, cond), a FlowModel (flow, reflow), a VAE (vae), a LatentDiffusion
+    (text, text-printed) or an InstructPix2Pix (pix2pix); the last three take `vae`: a path, or None for the shipped
+    vae.pt."""
     if name == "text-printed":
         from .finetune import load as load_finetuned
         return load_finetuned(checkpoint, vae=vae, device=device)

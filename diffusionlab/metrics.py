@@ -1,5 +1,6 @@
-"""Measuring samples: an MNIST classifier, its accuracy on class-conditional samples, and the
-Frechet distance in its feature space (lessons 3-4, the benchmarks), and how far an edit moved an image (lesson 8).
+"""Measuring samples: an MNIST classifier that reads them (lessons 3-9), its accuracy on
+class-conditional samples (lessons 3-6), the Frechet distance in its feature space (lessons 4, 5 and 8,
+the benchmarks), and how far an edit moved an image (lesson 8).
 
 Frechet distance between two Gaussians fitted to features (Heusel et al. 2017, "GANs trained by a
 two time-scale update rule", the FID formula):
@@ -7,8 +8,9 @@ two time-scale update rule", the FID formula):
 FID uses an Inception network trained on ImageNet; for digits we use the course's own small
 MNIST classifier ("FD" below is that, not comparable with published FID numbers). The classifier
 is trained on the first 50,000 MNIST training images only; samples are measured against the test
-set, and the same measure on the 10,000 training images it never saw gives the floor that a
-perfect generator would reach.
+set, and the same measure on as many of the 10,000 training images it never saw gives the FD that as
+many real digits score: a reference, not a bound (FD of a small set varies with the images drawn, and
+samples less varied than real digits can score below it; lesson 4).
 """
 
 from __future__ import annotations

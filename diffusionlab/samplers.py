@@ -153,14 +153,25 @@ def ddim_step(schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, x
     return x_prev, x0
 
 
+def check_sampler(sampler: str, eta: float = 0.0) -> None:
+    """A known sampler, and eta only where it means something: DDPM has no eta (its noise is always the
+    posterior's, which DDIM gives at eta = 1), so an eta other than the default 0 with "ddpm" is refused
+    rather than silently ignored."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "ddpm" and eta != 0:
+        raise ValueError(f"eta is a DDIM setting and sampler='ddpm' has none (it always adds DDPM's noise, which "
+                         f"DDIM adds at eta=1); got eta={eta!r}: leave eta out with 'ddpm', or use sampler='ddim'")
+
+
 def step(sampler: str, schedule: NoiseSchedule, eps: torch.Tensor, t: int, t_prev: int, xt: torch.Tensor,
          eta: float = 0.0, generator: torch.Generator | None = None, clip: float | None = 1.0):
-    """One reverse step of `sampler` ("ddpm" or "ddim") from t to t_prev. Returns (x_prev, x0_hat)."""
+    """One reverse step of `sampler` ("ddpm" or "ddim") from t to t_prev. Returns (x_prev, x0_hat).
+    eta is DDIM's; with "ddpm" it must stay 0."""
+    check_sampler(sampler, eta)
     if sampler == "ddpm":
         return ddpm_step(schedule, eps, t, t_prev, xt, generator=generator, clip=clip)
-    if sampler == "ddim":
-        return ddim_step(schedule, eps, t, t_prev, xt, eta, generator=generator, clip=clip)
-    raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    return ddim_step(schedule, eps, t, t_prev, xt, eta, generator=generator, clip=clip)
 
 
 @torch.no_grad()
@@ -185,6 +196,7 @@ def sample(
 
     eps_fn:     (x_t (B, C, H, W), t (B,)) -> eps (B, C, H, W)
     sampler:    "ddpm" (ancestral, Algorithm 2) or "ddim" (eq. 12 with `eta`)
+    eta:        DDIM's noise level, 0 (deterministic) to 1 (DDPM's noise); "ddpm" takes no eta (leave it 0)
     steps:      number of steps, 1..T, on the timesteps `ddim_timesteps(T, steps, spacing)`
     xT:         the starting point (default: fresh noise of `shape` from `generator` on `device`)
     start_step: skip the first `start_step` timesteps, starting from xT at the timestep after them
@@ -195,8 +207,7 @@ def sample(
     Returns x0 (B, C, H, W) in float32 (float64 if xT is float64), or (x0, trajectory) where trajectory = {"t": [...], "xt": (S+1, B, C, H, W),
     "x0": (S, B, C, H, W)} on the CPU when return_trajectory=True.
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    check_sampler(sampler, eta)
     check_clip(clip)
     timesteps = ddim_timesteps(schedule.T, steps, spacing)
     if not 0 <= start_step < len(timesteps):

@@ -71,7 +71,8 @@ def _cpu_has_bf16() -> bool:
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The mixed-precision dtype that speeds training up on `device`, or None for plain float32.
 
-    bf16 on CPUs with bf16 instructions (measured on a 2-core Xeon with AMX: about 2x faster training)
+    bf16 on CPUs with bf16 instructions (measured on a 2-core Xeon with AMX: about 1.7x faster training,
+    1.67x per step and 1.78x images/s, benchmarks/RESULTS.md)
     and on recent GPUs; fp16 on older GPUs such as Colab's T4.
     """
     if device.type == "cuda":

@@ -16,7 +16,8 @@ from .data import to_unit
 
 
 def make_grid(images: torch.Tensor, nrow: int = 10, pad: int = 2) -> np.ndarray:
-    """Tile (B, 1, H, W) images in [-1, 1] into one (rows*(H+pad), nrow*(W+pad)) array in [0, 1]."""
+    """Tile (B, 1, H, W) images in [-1, 1] into one (rows*(H+pad)+pad, nrow*(W+pad)+pad) array in [0, 1], rows =
+    ceil(B / nrow), on a grey (0.5) background."""
     if images.dim() != 4 or images.shape[1] != 1:
         raise ValueError(f"images must have shape (B, 1, H, W), got {tuple(images.shape)}")
     x = to_unit(images.detach().float().cpu())[:, 0].numpy()  # (B, H, W)

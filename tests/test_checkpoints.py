@@ -59,6 +59,15 @@ def test_a_bad_checkpoint_gets_a_plain_message_without_torchs_advice(tmp_path):
         assert len(message.splitlines()) == 1
 
 
+@pytest.mark.parametrize("name, command", [
+    ("cond", "diffusionlab train cond"), ("classifier", "diffusionlab classifier"),
+    ("text-printed", "diffusionlab train finetune"), ("reflow-pairs", "diffusionlab make-reflow-pairs"),
+])
+def test_a_missing_checkpoint_names_the_command_that_makes_one(tmp_path, name, command):
+    with pytest.raises(CheckpointError, match=f"does not exist. Train one with `{command}` or pass"):
+        load_checkpoint(tmp_path / "missing.pt", name)
+
+
 def test_training_cannot_resume_from_a_weights_only_file(tmp_path):
     path = tmp_path / "cond.pt"
     shutil.copy(course.shipped_checkpoint("cond"), path)

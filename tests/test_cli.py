@@ -1,5 +1,7 @@
 """The command line: train -> sample round trip on a tiny budget, and clear one-line errors."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -130,7 +132,9 @@ def no_work(monkeypatch):
 
     monkeypatch.setattr(course, "load", work)
     monkeypatch.setattr(course, "train_model", work)
+    monkeypatch.setattr(course, "export_weights", work)
     monkeypatch.setattr(metrics, "SampleScorer", work)
+    monkeypatch.setattr(metrics, "train_classifier", work)
 
 
 def _bad_inputs(tmp_path):
@@ -141,6 +145,7 @@ def _bad_inputs(tmp_path):
     shutil.copy(course.shipped_checkpoint("cond"), tmp_path / "shipped.pt")
     (tmp_path / "notes.txt").write_text("not samples\n")
     torch.save({"a": 1}, tmp_path / "other.pt")
+    torch.save({"images": torch.rand(2, 1, 28, 28) * 2 - 1}, tmp_path / "signed.pt")  # [-1, 1], not [0, 1]
     (tmp_path / "broken.pt").write_bytes(b"garbage")
     return tmp_path
 
@@ -157,6 +162,21 @@ def _bad_inputs(tmp_path):
     (["train", "cond", "--checkpoint", "/tmp"], "checkpoint /tmp is a directory"),
     (["score", "TMP/notes.txt"], "notes.txt is not a samples file (it could not be read as one)"),
     (["score", "TMP/other.pt"], "other.pt is not a samples file (no 'images' of shape (N, 1, 28, 28))"),
+    (["score", "TMP/signed.pt"], "signed.pt: 'images' must be in [0, 1], got -"),
+    (["train", "cond", "--checkpoint", "TMP/shipped.pt"], "or `diffusionlab sample --model cond --checkpoint "),
+    (["sample", "--model", "text", "--prompt", "a seven", "--out", "/tmp"],
+     "--out /tmp is a directory; give a file name, such as /tmp/samples.pt"),
+    (["sample", "--model", "text", "--prompt", "a seven", "--png", "/sys/grid.png"],
+     "cannot write --png /sys/grid.png: Permission denied"),
+    (["export", "TMP/shipped.pt", "/tmp"], "out /tmp is a directory; give a file name, such as /tmp/shipped.pt"),
+    (["export", "TMP/shipped.pt", "/proc/nope.pt"], "cannot write out /proc/nope.pt"),
+    (["classifier", "--out", "/tmp"], "--out /tmp is a directory; give a file name, such as /tmp/classifier.pt"),
+    (["sample", "--model", "ddpm", "--guidance", "3"],
+     "--guidance needs a conditional model (cond, flow, reflow, text, text-printed); ddpm is unconditional"),
+    (["train", "cond", "--base", "foo"],
+     "--base is an option of `train finetune`, `train reflow` and `train pix2pix`, not of `train cond`"),
+    (["train", "flow", "--lora", "2", "--data", "printed"],
+     "--data, --lora: options of `train finetune` (--data, --lora, --from-scratch, --n-images), not of `train flow`"),
 ])
 def test_bad_input_is_refused_in_one_line_before_any_work(argv, message, tmp_path, capsys, no_work):
     if "gpu" in argv and torch.cuda.is_available():
@@ -185,3 +205,18 @@ def test_png_into_a_new_directory(tmp_path, capsys):
     assert main(["sample", "--n", "2", "--steps", "1", "--out", str(tmp_path / "s.pt"), "--png", str(png),
                  "--device", "cpu"]) == 0
     assert png.exists()
+
+
+def test_classifier_saves_under_checkpoints_by_default_and_leaves_the_shipped_scorer(tmp_path, monkeypatch, capsys):
+    from diffusionlab import cli, metrics
+
+    shipped = metrics.CLASSIFIER_PATH.read_bytes()
+    assert cli.build_parser().parse_args(["classifier"]).out == Path("checkpoints/classifier.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(metrics, "train_classifier", lambda epochs: metrics.Classifier())  # untrained: the saving is tested
+    monkeypatch.setattr(metrics, "accuracy", lambda model, x, y: 0.1)
+    assert main(["classifier"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote checkpoints/classifier.pt" in out and "load_classifier('checkpoints/classifier.pt')" in out
+    metrics.load_classifier(tmp_path / "checkpoints" / "classifier.pt")
+    assert metrics.CLASSIFIER_PATH.read_bytes() == shipped

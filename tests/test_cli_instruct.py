@@ -68,6 +68,10 @@ def test_edit_a_pt_file_of_images_is_reproducible(tiny, tmp_path, variant):
     (["--instruction", "make it thicker", "--steps", "1"], "2 to 1000"),
     (["--instruction", "make it thicker", "--strength", "0"], "runs no step"),
     (["--instruction", "make it thicker", "--sampler", "ddpm"], "use variant 'no-ddim'"),
+    (["--instruction", "make it thicker", "--variant", "img2img", "--image-guidance", "2"],
+     "--image-guidance is not used by variant img2img"),
+    (["--instruction", "make it thicker", "--variant", "no-cfg", "--text-guidance", "2"],
+     "variant 'no-cfg' samples without guidance"),
 ])
 def test_bad_edits_are_one_line_errors(tiny, tmp_path, capsys, args, message):
     torch.save({"images": torch.rand(1, 1, 28, 28)}, tmp_path / "in.pt")
@@ -100,3 +104,17 @@ def test_train_pix2pix_takes_several_pair_files(tiny, tmp_path, capsys):
     assert cli.main(args) == 0
     n = len(load_pairs(d / "pairs.pt")["inputs"])
     assert torch.load(tmp_path / "p.pt", weights_only=True)["pairs"] == 2 * n
+
+
+@pytest.mark.parametrize("variant, used, unused", [
+    ("full", "text guidance 3, image guidance 3", "caption guidance"),
+    ("img2img", "caption guidance 3", "image guidance"),
+    ("no-cfg", "no guidance", "image guidance"),
+])
+def test_edit_prints_only_the_guidance_its_variant_uses(tiny, tmp_path, capsys, variant, used, unused):
+    torch.save({"images": torch.rand(1, 1, 28, 28)}, tmp_path / "in.pt")
+    capsys.readouterr()
+    assert _edit(tiny, "--input", str(tmp_path / "in.pt"), "--instruction", "make it thicker", "--variant", variant,
+                 "--text-checkpoint", str(tiny / "text.pt"), "--out", str(tmp_path / "o.pt")) == 0
+    out = capsys.readouterr().out
+    assert f"({variant}, 3 steps, {used}, strength 1)" in out and unused not in out

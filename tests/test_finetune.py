@@ -157,3 +157,11 @@ def test_finetuning_rehearses_handwritten_digits_beside_the_printed_ones(data, m
     kinds = seen["codes"][:, 0]
     assert (kinds == finetune.PRINTED).sum() == 20 and (kinds == finetune.HANDWRITTEN).sum() == 10
     assert len(seen["z0"]) == 30
+
+
+def test_a_lora_runs_share_of_trainable_parameters_is_counted_against_the_models_own_size(data):
+    _, full = finetune.finetune_text(tiny_base(), steps=1, recipe=TINY, data=data, progress=False)
+    _, lora = finetune.finetune_text(tiny_base(), lora=2, steps=1, recipe=TINY, data=data, progress=False)
+    assert full["trainable"] == full["parameters"]  # full fine-tuning trains the whole model, new words included
+    assert lora["parameters"] == full["parameters"]  # the same model: LoRA's own matrices are not part of it
+    assert 0 < lora["trainable"] < lora["parameters"]

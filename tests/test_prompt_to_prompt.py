@@ -177,3 +177,10 @@ def test_a_batch_not_in_the_layout_is_refused_with_the_layout_named():
     assert source.tolist() == [0, 1, 2] and edited.tolist() == [3, 4, 5]
     with pytest.raises(ValueError, match="share of the sampling steps"):
         ReplaceCross(10, 1.5)
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, "0.3"])
+def test_a_local_blend_threshold_outside_0_to_1_is_refused_as_a_fraction_of_the_maps_maximum(threshold):
+    with pytest.raises(ValueError, match="fraction of the map's maximum") as err:
+        LocalBlend([3], [3], threshold=threshold)
+    assert "sampling steps" not in str(err.value) and repr(threshold) in str(err.value)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusionlab.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample
+from diffusionlab.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample, step
 from diffusionlab.schedules import NoiseSchedule
 
 diffusers = pytest.importorskip("diffusers")
@@ -202,9 +202,10 @@ def test_bfloat16_start_and_network_give_the_float32_sample(sampler):
     """In bf16, alpha_bar_0 = 0.99996 rounds to 1; the sampler must compute in float32 whatever x_T's dtype."""
     s = NoiseSchedule(1000, "cosine")
     xT = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)).bfloat16()
-    x16 = sample(gaussian_eps_fn(s, 0.5, torch.bfloat16), xT.shape, s, sampler, steps=1000, xT=xT, eta=1.0,
+    eta = 1.0 if sampler == "ddim" else 0.0  # ddpm takes no eta
+    x16 = sample(gaussian_eps_fn(s, 0.5, torch.bfloat16), xT.shape, s, sampler, steps=1000, xT=xT, eta=eta,
                  generator=torch.Generator().manual_seed(1), progress=False)
-    x32 = sample(gaussian_eps_fn(s, 0.5), xT.shape, s, sampler, steps=1000, xT=xT.float(), eta=1.0,
+    x32 = sample(gaussian_eps_fn(s, 0.5), xT.shape, s, sampler, steps=1000, xT=xT.float(), eta=eta,
                  generator=torch.Generator().manual_seed(1), progress=False)
     assert x16.dtype == torch.float32 and torch.isfinite(x16).all()
     assert (x16 - x32).abs().max() < 0.01, (x16 - x32).abs().max()  # measured: 2.5e-4
@@ -215,7 +216,7 @@ def test_bfloat16_start_and_network_give_the_float32_sample(sampler):
 def test_small_T_samples_are_finite(kind, T):
     s = NoiseSchedule(T, kind)
     for sampler in SAMPLERS:
-        x = sample(gaussian_eps_fn(s, 0.5), (2, 1, 8, 8), s, sampler, steps=T, eta=1.0,
+        x = sample(gaussian_eps_fn(s, 0.5), (2, 1, 8, 8), s, sampler, steps=T, eta=1.0 if sampler == "ddim" else 0.0,
                    generator=torch.Generator().manual_seed(0), progress=False)
         assert torch.isfinite(x).all()
 
@@ -234,3 +235,15 @@ def test_noise_and_generator_together_raise():
 def test_bad_clip(bad):
     with pytest.raises(ValueError, match="clip must be a positive bound"):
         sample(lambda x, t: x, (1, 1, 28, 28), NoiseSchedule(10), steps=2, clip=bad, progress=False)
+
+
+@pytest.mark.parametrize("eta", [2.0, 1.0, 0.5])
+def test_ddpm_refuses_an_eta_instead_of_ignoring_it(eta):
+    """eta is DDIM's noise level; sampler="ddpm" used to run with any eta and ignore it."""
+    s = NoiseSchedule(10)
+    with pytest.raises(ValueError, match="eta is a DDIM setting"):
+        sample(lambda x, t: 0 * x, (1, 1, 8, 8), s, sampler="ddpm", steps=2, eta=eta, progress=False)
+    xt, eps = _inputs()
+    with pytest.raises(ValueError, match="eta is a DDIM setting"):
+        step("ddpm", NoiseSchedule(1000), eps, 10, 5, xt, eta=eta)
+    sample(lambda x, t: 0 * x, (1, 1, 8, 8), s, sampler="ddpm", steps=2, progress=False)  # no eta: fine

@@ -206,6 +206,8 @@ def test_defaults_come_from_the_pipelines_and_the_controls_have_the_sites_bounds
     for c in (e["steps"], t["steps"], app.digits.controls["steps"]):
         assert (c.min, c.max) == (2, 1000)
     assert (e["temperature"].min, e["temperature"].max, e["temperature"].value) == (0.1, 1.0, 1.0)
+    tooltip = getattr(e["temperature"], "tooltip", None) or e["temperature"].description_tooltip
+    assert e["temperature"].description == "temperature" and tooltip.startswith("SDEdit's strength")
     for c in (e["text_guidance"], e["image_guidance"], t["guidance_scale"]):
         assert (c.min, c.max) == (1.0, 14.0)
         assert ((c.value - c.min) / c.step) % 1 == 0, (c.description, c.value)  # the default is a slider stop

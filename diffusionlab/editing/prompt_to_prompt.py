@@ -262,7 +262,10 @@ class LocalBlend(Controller):
         if not self.source_tokens or not self.edited_tokens:
             raise ValueError("LocalBlend needs the positions of at least one word in each prompt, got "
                              f"{self.source_tokens} and {self.edited_tokens}")
-        self.threshold = _check_fraction(threshold, "threshold")
+        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise ValueError("threshold is the fraction of the map's maximum above which a pixel is in the mask, "
+                             f"from 0 to 1, got {threshold!r}")
+        self.threshold = float(threshold)
         self.dilate, self.guided = dilate, guided
         self.step_maps: dict[Attention, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's maps, per layer
 

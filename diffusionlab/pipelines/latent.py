@@ -89,7 +89,8 @@ TEXT_RECIPE = TextRecipe()
 
 
 class TextToLatent(nn.Module):
-    """The text encoder and the latent UNet, trained jointly: forward(zt, t, tokens) -> eps (B, 4, 8, 8).
+    """The text encoder and the latent UNet, trained jointly: forward(zt, t, tokens) -> the network's
+    prediction (B, 4, 8, 8): eps or v, as `prediction` says (`LatentDiffusion.prediction`; the recipe's is v).
 
     `encode_text(tokens)` gives the context (B, L, D) once; `forward(..., context=...)` reuses it, as
     sampling does at every step.

@@ -12,7 +12,8 @@ that the notebook `notebooks/playground.ipynb` only lays it out. Five tabs:
   - "Gallery": examples that work with the shipped models, each one click from the editor (or the text tab);
   - "About": the maths, the measured figures of the models (benchmarks/RESULTS.md) and how often an edit works.
 The controls' defaults are the pipelines' (`instruct.DEFAULT_TEXT_GUIDANCE`, `latent.RECOMMENDED_GUIDANCE`...), their
-bounds the public visualizer's: steps 2..1000, temperature 0.1..1, guidance scales 1..14.
+bounds the public visualizer's: steps 2..1000, temperature 0.1..1, guidance scales 1..14 in the edit and text tabs
+(the class tab's guidance w runs 0..10, where 0 is the unconditional model).
 
 Sampling runs in a background thread (`Runner`), so the page stays live: the sampler's callback moves the
 progress bar after every step and raises `Stopped` once Stop is pressed. Bad input (an empty instruction, an
@@ -255,6 +256,16 @@ def _guidance_slider(value: float, description: str) -> W.FloatSlider:
                          continuous_update=False)
 
 
+TEMPERATURE_TOOLTIP = ("SDEdit's strength: how far from the input the edit starts (1: pure noise; 0.5: the input "
+                       "noised halfway, the last half of the steps)")
+
+
+def _with_tooltip(widget: W.Widget, text: str) -> W.Widget:
+    """Set the hover text of a control: `tooltip` in ipywidgets 8, `description_tooltip` in 7."""
+    setattr(widget, "tooltip" if widget.has_trait("tooltip") else "description_tooltip", text)
+    return widget
+
+
 def _seed() -> W.BoundedIntText:
     return W.BoundedIntText(value=0, min=0, max=SEED_MAX, description="seed")
 
@@ -383,8 +394,9 @@ class EditPanel(_Panel):
             "variant": W.Dropdown(options=list(VARIANTS), value=self.DEFAULTS["variant"],
                                   description="model variant"),
             "steps": _steps_slider(self.DEFAULTS["steps"]),
-            "temperature": W.FloatSlider(value=self.DEFAULTS["temperature"], min=0.1, max=1.0, step=0.05,
-                                         description="temperature", continuous_update=False),
+            "temperature": _with_tooltip(W.FloatSlider(value=self.DEFAULTS["temperature"], min=0.1, max=1.0,
+                                                       step=0.05, description="temperature", continuous_update=False),
+                                         TEMPERATURE_TOOLTIP),
             "text_guidance": _guidance_slider(self.DEFAULTS["text_guidance"], "text guidance s_T"),
             "image_guidance": _guidance_slider(self.DEFAULTS["image_guidance"], "image guidance s_I"),
             "seed": _seed(),
