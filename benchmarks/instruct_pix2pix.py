@@ -19,6 +19,8 @@ Sections:
   variants  full, no-ddim, no-cfg, no-cfg-no-ddim, and the img2img baseline (SDEdit with the lesson-7 text model
             and the edited caption, at each of --img2img-strengths)
   time      seconds per edit at 20 DDIM steps, one image at a time and in a batch of 100
+  thinning  thickness edits by direction: asked, kept, and how much of the ink stays near full ink (a thinner edit
+            should narrow the strokes, not fade them)
 Targets (issue 14): digit changes >= 90% asked; style edits >= 85% asked with the digit kept in >= 95%; < 0.5 s per
 edit. Timings depend on the machine's load; the load average is printed with them.
 """
@@ -92,6 +94,13 @@ def run(pipe, classifier, edits, s_T, s_I, steps, variant="full", strength=1.0, 
     return out
 
 
+def full_ink_share(images: torch.Tensor) -> torch.Tensor:
+    """Of each image's ink pixels (intensity above half), the share near full ink (above 0.9): (N,). Images in [-1, 1]."""
+    p = (images + 1) / 2
+    ink = p > 0.5
+    return ((p > 0.9) & ink).sum((1, 2, 3)).float() / ink.sum((1, 2, 3)).clamp(min=1)
+
+
 def print_kinds(title, result):
     print(f"\n{title}\n  {'kind':<10} {'asked':>7} {'kept':>7}")
     for kind, (a, k) in result.items():
@@ -116,7 +125,7 @@ def main():
     p.add_argument("--grid-image", type=float, nargs="+", default=[1.0, 1.5, 2.0])
     p.add_argument("--img2img-strengths", type=float, nargs="+", default=[0.5, 0.7, 1.0])
     p.add_argument("--sections", nargs="+", default=["kinds", "grid", "variants", "time"],
-                   choices=["kinds", "grid", "variants", "time"])
+                   choices=["kinds", "grid", "variants", "time", "thinning"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a smoke test: 4 digits per kind, 3 steps, a 2 x 2 grid")
     args = p.parse_args()
@@ -149,6 +158,20 @@ def main():
             print_kinds(f"img2img baseline, strength {strength:g} (text guidance {args.text_guidance:g})",
                         run(pipe, classifier, edits, args.text_guidance, args.image_guidance, args.steps, "img2img",
                             strength, seed=args.seed))
+
+    if "thinning" in args.sections:
+        keep = {}
+        run(pipe, classifier, {"thickness": edits["thickness"]}, args.text_guidance, args.image_guidance, args.steps,
+            seed=args.seed, keep=keep)
+        x, _, targets, _ = edits["thickness"]
+        y, asked, kept = keep["thickness"]
+        print(f"\nthickness edits by direction (full variant): the share of the ink near full ink, in the inputs and"
+              f" the edits")
+        for target, name in ((-1, "thinner"), (1, "thicker")):
+            m = targets == target
+            print(f"  {name:<8} {int(m.sum()):>5} edits: asked {100 * asked[m].float().mean():5.1f}%, kept "
+                  f"{100 * kept[m].float().mean():5.1f}%, near full ink {full_ink_share(x[m]).mean():.3f} -> "
+                  f"{full_ink_share(y[m]).mean():.3f}")
 
     if "time" in args.sections:
         x = edits["digit"][0]
