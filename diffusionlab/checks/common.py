@@ -3,7 +3,8 @@
 Each `check_...(student_fn)` runs both functions on fixed, seeded inputs and prints a one-line
 verdict that does not depend on the machine, so nbval can compare it with the verdict stored in
 the lesson. A wrong answer raises `ExerciseError`, naming the exercise, the first case that differs and
-that case's inputs; an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
+that case's inputs (also when the student's code raises an error or changes an input in place); an unfinished
+exercise (NotImplementedError) says so. A check tests one exercise:
 `others_as_references` makes the other exercises a student's function calls by name the package's own
 while it runs, so a mistake in one exercise cannot fail the next. `yours_or_reference` lets the cells after an
 exercise use the student's own function once its check passes, and the package's until then.
@@ -29,20 +30,31 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
     inputs in place cannot spoil the reference's run). Results may be tensors, numbers, strings or tuples
-    (lists) of them.
-    A failure names the case by its inputs, with the names of reference_fn's parameters.
+    (lists) of them; a tensor must have the reference's dtype (a float64 result breaks the float32 network).
+    A failure names the case by its inputs, with the names of reference_fn's parameters. An error raised by
+    student_fn, or a tensor argument it changed in place, is a failure too (an ExerciseError).
     """
     names = _parameter_names(reference_fn)
     for i, make_args in enumerate(cases, start=1):
         args = make_args()
-        case = f"case {i} of {len(cases)} ({describe(names, args)})"
+        where = f"Exercise '{exercise}', case {i} of {len(cases)} ({describe(names, args)})"
+        before = [_snapshot(value) for value in args]
         try:
             got = student_fn(*args)
+        except ExerciseError:
+            raise
         except NotImplementedError:
             raise ExerciseError(f"Exercise '{exercise}' is not done yet: replace `raise NotImplementedError()` "
                                 "with your code.") from None
+        except Exception as err:  # the student's own error, named with the case (and caught by yours_or_reference)
+            raise ExerciseError(f"{where}: your function raised {type(err).__name__}: {err}") from None
+        for k, (value, saved) in enumerate(zip(args, before)):
+            if not _unchanged(value, saved):
+                name = names[k] if k < len(names) else f"argument {k + 1}"
+                raise ExerciseError(f"{where}: your function changed its input '{name}' in place; return a new "
+                                    "tensor (use .clone() or torch.where)")
         expected = reference_fn(*make_args())
-        _assert_close(f"Exercise '{exercise}', {case}", got, expected, atol, rtol)
+        _assert_close(where, got, expected, atol, rtol)
     print(f"PASS {exercise}: matches the reference on {len(cases)} seeded cases.")
 
 
@@ -80,12 +92,34 @@ def others_as_references(student_fn: Callable, **references: Callable) -> Iterat
 
 def _namespace(obj) -> dict | None:
     """The global names a function (or a class's methods) looks up: the notebook's for a notebook's function."""
+    obj = inspect.unwrap(obj)  # a decorated function (@torch.no_grad()): the notebook's function inside
     if hasattr(obj, "__globals__"):
         return obj.__globals__
     for member in vars(obj).values() if isinstance(obj, type) else ():
         if hasattr(member, "__globals__"):
             return member.__globals__
     return None
+
+
+def _snapshot(value):
+    """A copy of an argument's tensors (also in a list, tuple or dict), to see afterwards whether it was changed."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    return value
+
+
+def _unchanged(value, saved) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.shape == saved.shape and torch.equal(value.detach(), saved)
+    if isinstance(value, (list, tuple)):
+        return len(value) == len(saved) and all(_unchanged(v, s) for v, s in zip(value, saved))
+    if isinstance(value, dict):
+        return value.keys() == saved.keys() and all(_unchanged(value[k], saved[k]) for k in value)
+    return True  # numbers, strings, generators, modules: not compared
 
 
 def _parameter_names(fn: Callable) -> list[str]:
@@ -128,6 +162,10 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
             raise ExerciseError(f"{where}: expected a tensor, got {type(got).__name__}")
         if got.shape != expected.shape:
             raise ExerciseError(f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
+        if got.dtype != expected.dtype and (got.is_floating_point() or expected.is_floating_point()):
+            raise ExerciseError(f"{where}: expected dtype {str(expected.dtype).removeprefix('torch.')}, got "
+                                f"{str(got.dtype).removeprefix('torch.')}; compute in the inputs' dtype or cast the "
+                                f"result with .to({expected.dtype})")
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             diff = (got.double() - expected.double()).abs().max().item()
             raise ExerciseError(f"{where}: values differ from the reference (largest difference {diff:.3g})")

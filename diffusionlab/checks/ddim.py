@@ -32,15 +32,17 @@ def check_ddim_timesteps(student_fn: Callable) -> None:
 
 def check_ddim_step(student_fn: Callable) -> None:
     """Lesson 4. student_fn(schedule, eps, t, t_prev, xt, eta, noise) -> (x_prev, x0_hat), eq. 12 and 16
-    of DDIM without clipping x0_hat (compared with `samplers.ddim_step(..., clip=None)`)."""
+    of DDIM without clipping x0_hat (compared with `samplers.ddim_step(..., clip=None)`); noise is None in a case
+    with eta = 0, as in the lesson's loop."""
     schedule = NoiseSchedule(1000, "cosine")
 
-    def case(t, t_prev, eta, seed):
+    def case(t, t_prev, eta, seed, noise=True):
         return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, t_prev, seeded(seed + 1, 2, 1, 28, 28), eta,
-                        seeded(seed + 2, 2, 1, 28, 28))
+                        seeded(seed + 2, 2, 1, 28, 28) if noise else None)
 
-    cases = [case(960, 940, 0.0, 10), case(500, 480, 0.0, 20), case(500, 300, 0.5, 30), case(40, 20, 1.0, 40),
-             case(20, -1, 1.0, 50)]
+    # the lesson's loop passes noise=None at eta = 0 (case 2): a step must not use it then
+    cases = [case(960, 940, 0.0, 10), case(500, 480, 0.0, 20, noise=False), case(500, 300, 0.5, 30),
+             case(40, 20, 1.0, 40), case(20, -1, 1.0, 50)]
 
     def reference(schedule, eps, t, t_prev, xt, eta, noise):
         return ddim_step(schedule, eps, t, t_prev, xt, eta, clip=None, noise=noise)

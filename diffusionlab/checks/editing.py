@@ -13,14 +13,16 @@ from .common import compare, seeded
 
 def check_sdedit_start(student_fn: Callable) -> None:
     """Lesson 6. student_fn(schedule, x0, strength, steps, generator) -> (x_t_start, start_step), as
-    `editing.sdedit_start` with trailing timesteps: the noise is torch.randn(x0.shape, generator=generator)."""
+    `editing.sdedit_start` with trailing timesteps: the noise is torch.randn(x0.shape, generator=generator), and
+    n = round(strength * steps) steps are run (none at strength 0)."""
     schedule = NoiseSchedule(1000, "cosine")
 
     def case(strength, steps, seed):
         return lambda: (schedule, seeded(seed, 2, 1, 28, 28).clamp(-1, 1), strength, steps,
                         torch.Generator().manual_seed(seed + 1))
 
-    cases = [case(0.5, 50, 1), case(0.3, 20, 2), case(1.0, 10, 3), case(0.04, 50, 4), case(0.75, 40, 5)]
+    # 0.58 * 20 = 11.6 rounds to 12 steps (int() would give 11); strength 0 runs no step: (x0, steps)
+    cases = [case(0.5, 50, 1), case(0.58, 20, 2), case(1.0, 10, 3), case(0.04, 50, 4), case(0.0, 40, 5)]
     def reference(schedule, x0, strength, steps, generator):
         return sdedit_start(schedule, x0, strength, steps, generator=generator)
 

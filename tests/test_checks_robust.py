@@ -1,0 +1,146 @@
+"""The checks fail, with a message naming the exercise and the case, the answers that would pass a lax check and
+then break a later cell of the notebook: an error of the student's own code, a float64 result, an input changed in
+place, a step that needs noise where the lesson's loop passes none, a start step truncated instead of rounded; and a
+loop check tests the loop alone also when the loop is decorated with @torch.no_grad()."""
+
+import pytest
+import torch
+
+from diffusionlab import checks, editing, flow, samplers
+from diffusionlab.checks import ExerciseError
+from diffusionlab.models.instruct import drop_conditions
+
+
+# --- a loop decorated with @torch.no_grad() (lesson 3's guided_sample) ---------------------------------------------
+
+DECORATED_LOOP = '''
+@torch.no_grad()
+def guided_sample(unet, schedule, labels, guidance_scale, xT, steps, eta=0.0, generator=None):
+    null = torch.full_like(labels, 10)
+    timesteps = samplers.ddim_timesteps(schedule.T, steps)
+    x = xT
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < steps else -1
+        eps_uncond, eps_cond = unet(torch.cat([x, x]), torch.full((2 * len(x),), t), torch.cat([null, labels])).chunk(2)
+        x, _ = samplers.ddim_step(schedule, cfg_combine(eps_uncond, eps_cond, guidance_scale), t, t_prev, x, eta,
+                                  generator=generator)
+    return x.clamp(-1, 1)
+'''
+
+
+def cfg_combine_not_done(eps_uncond, eps_cond, guidance_scale):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("cfg_combine", [lambda u, c, w: c + w * (c - u), cfg_combine_not_done],
+                         ids=["wrong", "not_done"])
+def test_a_decorated_loop_is_checked_with_the_courses_cfg_combine(cfg_combine, capsys):
+    namespace = {"torch": torch, "samplers": samplers, "cfg_combine": cfg_combine}
+    exec(DECORATED_LOOP, namespace)
+    checks.check_guided_sample(namespace["guided_sample"])
+    assert "PASS guided_sample" in capsys.readouterr().out
+    assert namespace["cfg_combine"] is cfg_combine  # the student's is back
+
+
+# --- an error raised by the student's code ------------------------------------------------------------------------
+
+def interpolate_without_reshape(x0, eps, t):
+    """t (B,) used as it comes: it does not broadcast against (B, 1, 28, 28)."""
+    return (1 - t) * x0 + t * eps
+
+
+def test_an_error_of_the_students_code_names_the_exercise_and_the_case():
+    with pytest.raises(ExerciseError, match=r"^Exercise 'interpolate', case 1 of 3 \(x0: \(2, 1, 28, 28\) tensor, .*\): "
+                                            r"your function raised RuntimeError: The size of tensor"):
+        checks.check_interpolate(interpolate_without_reshape)
+
+
+def test_yours_or_reference_falls_back_when_the_students_code_raises(capsys):
+    chosen = checks.yours_or_reference(checks.check_interpolate, interpolate_without_reshape, flow.interpolate)
+    assert chosen is flow.interpolate
+    assert "Using the package's interpolate for now (Exercise 'interpolate', case 1" in capsys.readouterr().out
+
+
+# --- a float64 result ---------------------------------------------------------------------------------------------
+
+def q_sample_float64(schedule, x0, t, eps):
+    """Right values, but alpha_bar's float64 table makes the result float64: the UNet's float32 layers refuse it."""
+    a = schedule.alpha_bar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def test_a_float64_result_fails_naming_the_dtype():
+    with pytest.raises(ExerciseError, match=r"Exercise 'q_sample', case 1 of 3 .*expected dtype float32, got float64"):
+        checks.check_q_sample(q_sample_float64)
+
+
+# --- inputs changed in place --------------------------------------------------------------------------------------
+
+def drop_labels_in_place(y, p_uncond, null_class, generator=None):
+    y[torch.rand(y.shape, generator=generator) < p_uncond] = null_class
+    return y
+
+
+def replace_cross_in_place(probs, step, until):
+    if step < until:
+        n = probs.shape[0] // 4
+        probs[3 * n:] = probs[2 * n:3 * n]
+    return probs
+
+
+def drop_conditions_in_place(image_latents, instructions, p, generator=None):
+    dropped, kept, text_dropped, image_dropped = drop_conditions(image_latents, instructions, p, generator)
+    image_latents.copy_(dropped)
+    return image_latents, kept, text_dropped, image_dropped
+
+
+@pytest.mark.parametrize("check, student, name", [
+    (checks.check_drop_labels, drop_labels_in_place, "y"),
+    (checks.check_replace_cross, replace_cross_in_place, "probs"),
+    (checks.check_drop_conditions, drop_conditions_in_place, "image_latents"),
+], ids=["drop_labels", "replace_cross", "drop_conditions"])
+def test_an_input_changed_in_place_fails_naming_it(check, student, name):
+    exercise = check.__name__.removeprefix("check_")
+    with pytest.raises(ExerciseError, match=rf"Exercise '{exercise}', case \d+ of \d+ .*: your function changed its "
+                                            rf"input '{name}' in place"):
+        check(student)
+
+
+# --- lesson 4: a DDIM step that needs noise at eta = 0 ------------------------------------------------------------
+
+def ddim_step_always_adds_noise(schedule, eps, t, t_prev, xt, eta=0.0, noise=None):
+    """Adds sigma * noise also at eta = 0, where the lesson's loop passes noise=None."""
+    ab_t = schedule.alpha_bar[t]
+    ab_prev = schedule.alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+    x0_hat = (xt - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+    sigma = eta * ((1 - ab_prev) / (1 - ab_t)).sqrt() * (1 - ab_t / ab_prev).sqrt()
+    x_prev = ab_prev.sqrt() * x0_hat + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+    return x_prev + sigma * noise, x0_hat
+
+
+def test_the_ddim_step_check_passes_no_noise_at_eta_0():
+    with pytest.raises(ExerciseError, match=r"Exercise 'ddim_step', case \d+ of \d+ \(.*eta=0\.0, noise=None\)"):
+        checks.check_ddim_step(ddim_step_always_adds_noise)
+
+
+# --- lesson 6: SDEdit's start step, rounded, and strength 0 -------------------------------------------------------
+
+def sdedit_start_truncated(schedule, x0, strength, steps, generator=None):
+    """int() in place of round(): one step fewer wherever strength * steps is not whole."""
+    n_run = int(strength * steps)
+    return editing.sdedit_start(schedule, x0, n_run / steps, steps, generator=generator)
+
+
+def sdedit_start_without_strength_0(schedule, x0, strength, steps, generator=None):
+    """Always noises: at strength 0 it indexes one past the last timestep."""
+    timesteps = samplers.ddim_timesteps(schedule.T, steps)
+    start_step = steps - round(strength * steps)
+    t = torch.full((x0.shape[0],), timesteps[start_step])
+    return schedule.q_sample(x0, t, torch.randn(x0.shape, generator=generator)), start_step
+
+
+@pytest.mark.parametrize("student", [sdedit_start_truncated, sdedit_start_without_strength_0])
+def test_the_sdedit_check_has_strength_0_and_a_start_that_rounds_up(student):
+    with pytest.raises(ExerciseError, match=r"Exercise 'sdedit_start', case \d+ of \d+"):
+        checks.check_sdedit_start(student)
+
