@@ -107,6 +107,15 @@ def predict(classifier: Classifier, images: torch.Tensor, batch_size: int = 1000
     return torch.cat(labels), torch.cat(feats)
 
 
+@torch.no_grad()
+def probabilities(classifier: Classifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """The classifier's probability of each class, (N, 10) on the CPU, for images (N, 1, 28, 28) in [-1, 1]: the
+    softmax of its logits. `.max(1)` gives its confidence and its reading (the class `predict` returns)."""
+    device = next(classifier.parameters()).device
+    return torch.cat([classifier(images[i : i + batch_size].to(device)).softmax(1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
 def accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of images the classifier reads as the given label."""
     return (predict(classifier, images)[0] == labels.cpu()).float().mean().item()

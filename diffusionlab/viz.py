@@ -101,19 +101,18 @@ def plot_loss(history: dict, ax=None, smooth: int = 50, title: str = "training l
         ax.plot(steps[first : first + len(loss) - smooth + 1], np.convolve(loss, kernel, mode="valid"),
                 label=f"mean of {smooth}")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_title(title)
+    ax.set(xlabel="step", ylabel="loss", title=title)
     ax.legend()
     return ax
 
 
 def show_record(record: dict, history: dict | None = None, smooth: int = 50, title: str | None = None,
-                columns: int | None = None, dpi: int = 72):
+                columns: int | None = None, dpi: int = 100):
     """A training record (`records.py`): its loss curve, with `history` (a run of your own, from `train`) on the
     same axes, and its snapshots, one row per recorded step (labelled with the step and the epochs: passes over the
     training images). Both axes of the loss are logarithmic. columns: show only the first this many snapshot images
-    of each row (the figure grows with them). dpi: the figure's resolution, low by default to keep the notebooks that
-    show it small (a digit is 28 pixels, about 22 here). Returns the figure."""
+    of each row (the figure grows with them). dpi: the figure's resolution (a digit is 28 pixels, about 32 here; labels
+    about 11). Returns the figure."""
     from .records import epochs  # records imports the training code; viz is imported without it
 
     rec_steps, rec_loss = record["history"]["step"].numpy(), record["history"]["loss"].numpy()
@@ -125,7 +124,7 @@ def show_record(record: dict, history: dict | None = None, smooth: int = 50, tit
         labels = ["clean", "noisy input", *labels]
     images = torch.cat(rows).float().unsqueeze(1) / 127.5 - 1  # back to [-1, 1]
     n = snaps.shape[1]
-    fig = plt.figure(figsize=(4.5 + 0.32 * n, max(3.0, 0.36 * len(rows) + 0.8)), dpi=dpi)
+    fig = plt.figure(figsize=(4.5 + 0.32 * n, max(3.4, 0.36 * len(rows) + 1.0)), dpi=dpi, layout="constrained")
     loss_ax, grid_ax = fig.subplots(1, 2, width_ratios=[4.5, 0.32 * n])
     name, total = record["model_name"], record["steps"]
     loss_ax.plot(rec_steps, rec_loss, color="C0", alpha=0.3, lw=0.8, label=f"recipe's run ({total} steps)")
@@ -142,7 +141,8 @@ def show_record(record: dict, history: dict | None = None, smooth: int = 50, tit
     loss_ax.set_title(title or f"{name}: training loss", pad=24)
     for s in steps:
         loss_ax.axvline(s, color="0.6", lw=0.6, ls=":")
-    loss_ax.legend(fontsize=8)
+    # below the axes: inside, wherever it went, it would hide part of a curve (the fall crosses the whole width)
+    loss_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=2, frameon=False)
     per_epoch = record["n_train"] / record["batch_size"]
     top = loss_ax.secondary_xaxis("top", functions=(lambda s: s / per_epoch, lambda e: e * per_epoch))
     top.set_xlabel("epochs", fontsize=8)
@@ -150,7 +150,6 @@ def show_record(record: dict, history: dict | None = None, smooth: int = 50, tit
     grid_ax.tick_params(axis="y", labelsize=8, length=0)
     shown = f" (the first {n} shown)" if n < record["snapshots"].shape[1] else ""
     grid_ax.set_title(f"what it made (EMA weights): {record['sampler']}{shown}", fontsize=8, wrap=True)
-    fig.tight_layout()
     return fig
 
 

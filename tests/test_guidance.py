@@ -84,3 +84,14 @@ def test_v_and_x0_predictions_are_converted_to_eps(model, prediction):
         cond, uncond = to_eps(model(x, t, y)), to_eps(model(x, t, torch.full_like(y, 10)))
         assert torch.allclose(guided_eps(model, s, prediction, y, 1.0)(x, t), cond, atol=1e-4)
         assert torch.allclose(guided_eps(model, s, prediction, y, 2.5)(x, t), uncond + 2.5 * (cond - uncond), atol=1e-4)
+
+
+def test_sample_says_what_is_wrong_with_negative_labels_of_the_wrong_length():
+    from diffusionlab import course
+
+    model = course.load("cond")
+    with pytest.raises(ValueError, match=r"negative_labels must be one class or 4 classes, got 2"):
+        model.sample(4, [1, 2, 3, 4], negative_labels=[8, 9], steps=1, progress=False)
+    for negative in (8, [8], [5, 6, 7, 8]):  # one class for all, or one per image
+        x = model.sample(4, [1, 2, 3, 4], negative_labels=negative, steps=1, progress=False)
+        assert x.shape == (4, 1, 28, 28)

@@ -34,3 +34,17 @@ def test_edit_distances_are_zero_for_the_same_images_and_grow_with_the_change():
     assert abs(large[0] - (x.flip(-1) - x).pow(2).mean().item()) < 1e-6
     with pytest.raises(ValueError, match="pairs of the same shape"):
         edit_distances(clf, x, x[:2])
+
+
+def test_probabilities_are_the_softmax_of_the_classifier_and_agree_with_predict():
+    from diffusionlab.metrics import predict, probabilities
+
+    torch.manual_seed(0)
+    clf = Classifier().eval()
+    x = torch.rand(7, 1, 28, 28) * 2 - 1
+    p = probabilities(clf, x, batch_size=3)  # three batches: 3, 3, 1
+    assert p.shape == (7, 10) and p.device.type == "cpu"
+    torch.testing.assert_close(p.sum(1), torch.ones(7))
+    with torch.no_grad():
+        torch.testing.assert_close(p, clf(x).softmax(1))
+    assert torch.equal(p.argmax(1), predict(clf, x)[0])

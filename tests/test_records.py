@@ -112,3 +112,24 @@ def test_shipped_records(name):
     assert same == ("not the run that made the shipped weights" not in record["note"]), record["note"]
     if name == "denoiser":
         assert same  # lesson 1's shipped denoiser is the recorded run's
+
+
+@pytest.mark.parametrize("name,own_steps", [("denoiser", 60), ("ddpm", 150), ("cond", 200)])
+def test_show_record_is_legible_and_its_legend_hides_no_curve(name, own_steps):
+    """The lessons' record figures with a fast-mode run of one's own: labels readable (at 72 dpi they were about
+    8 pixels) and no point of any loss curve under the legend (it once covered the red curve where it falls)."""
+    record = records.load_record(name)
+    history = {"step": record["history"]["step"][:own_steps].tolist(),
+               "loss": (record["history"]["loss"][:own_steps] * 1.1).tolist()}
+    fig = viz.show_record(record, history=history, columns=10)
+    assert fig.dpi >= 100
+    fig.canvas.draw()
+    loss_ax = fig.axes[0]
+    box = loss_ax.get_legend().get_window_extent()
+    for line in loss_ax.lines:
+        if line.get_label().startswith("_"):  # the dotted lines at the snapshot steps, behind the legend by design
+            continue
+        points = loss_ax.transData.transform(line.get_xydata())
+        inside = [box.contains(x, y) for x, y in points]
+        assert not any(inside), f"the legend covers part of the curve '{line.get_label()}'"
+    matplotlib.pyplot.close(fig)

@@ -98,3 +98,9 @@ def test_plot_loss_draws_the_mean_at_the_middle_of_its_window():
     assert len(x) == 200 - 11 + 1
     np.testing.assert_allclose(y, 3.0 - 0.01 * np.asarray(x), atol=1e-9)
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_plot_loss_labels_its_axes():
+    ax = viz.plot_loss({"step": list(range(1, 101)), "loss": [1 / s for s in range(1, 101)]}, smooth=10)
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
+    matplotlib.pyplot.close(ax.figure)

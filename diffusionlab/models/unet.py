@@ -106,7 +106,7 @@ class DownBlock(nn.Module):
         for block in self.blocks:
             h = block(h, emb)  # (B, C_out, H, W)
         skip = _attend(self.attn, h, context)
-        return self.downsample(skip), skip  # (B, C_out, H/2, W/2), (B, C_out, H, W)
+        return self.downsample(skip), skip  # (B, C_out, H/2, W/2) (H, W at the lowest level), (B, C_out, H, W)
 
 
 class UpBlock(nn.Module):

@@ -131,7 +131,10 @@ class DiffusionModel(TrainedUNet):
             if len(labels) != n:
                 raise ValueError(f"got {len(labels)} labels for n={n} images")
         if negative_labels is not None:
-            negative_labels = torch.as_tensor(negative_labels, device=self.device).long().reshape(-1).expand(n)
+            negative_labels = torch.as_tensor(negative_labels, device=self.device).long().reshape(-1)
+            if len(negative_labels) not in (1, n):
+                raise ValueError(f"negative_labels must be one class or {n} classes, got {len(negative_labels)}")
+            negative_labels = negative_labels.expand(n)
         if labels is None and not self.unet.config.num_classes:
             guidance_scale = 1.0
         self.unet.eval()
