@@ -47,6 +47,12 @@ def test_sdedit_with_strength_0_returns_the_input():
     assert torch.equal(out, x0) and not calls
 
 
+def test_sdedit_start_at_strength_0_returns_a_copy_of_the_input():
+    x0 = images()
+    xt, start = editing.sdedit_start(SCHEDULE, x0, 0.0, steps=20)
+    assert start == 20 and torch.equal(xt, x0) and xt.data_ptr() != x0.data_ptr()  # a new tensor: x0 is safe
+
+
 @pytest.mark.parametrize("strength, n_run", [(0.02, 0), (0.05, 1), (0.5, 10), (0.7, 14), (1.0, 20)])
 def test_sdedit_runs_the_last_strength_fraction_of_the_steps(strength, n_run):
     fn, calls = counting(random_eps_fn(0))

@@ -31,7 +31,7 @@ def sdedit_start(schedule: NoiseSchedule, x0: torch.Tensor, strength: float, ste
     The sampler's `steps` timesteps are `ddim_timesteps(T, steps, spacing)`; SDEdit runs the last
     round(strength * steps) of them. start_step is the index of the first one run, t_start the
     timestep there, and x0 is noised to t_start with fresh noise from `generator`.
-    strength 0 runs no step: (x0, steps) is returned.
+    strength 0 runs no step: (a copy of x0, steps) is returned.
     """
     check_images(x0, "x0")
     check_strength(strength)
@@ -39,7 +39,7 @@ def sdedit_start(schedule: NoiseSchedule, x0: torch.Tensor, strength: float, ste
     n_run = round(strength * steps)
     start_step = steps - n_run
     if n_run == 0:
-        return x0, start_step
+        return x0.clone(), start_step  # a new tensor, as at any other strength
     t = torch.full((x0.shape[0],), timesteps[start_step], device=x0.device, dtype=torch.long)
     eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
     return schedule.q_sample(x0, t, eps).to(x0.dtype), start_step
