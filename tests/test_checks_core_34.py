@@ -122,3 +122,21 @@ def test_a_wrong_cfg_combine_of_exercise_2_does_not_fail_the_loop(capsys):
         checks.check_guided_sample(namespace["guided_sample"])
     assert "PASS guided_sample" in capsys.readouterr().out
     assert namespace["cfg_combine"](torch.zeros(1), torch.ones(1), 2.0).item() == 3.0  # the student's is back
+
+
+# a loop decorated with @torch.no_grad(), as lesson 3 writes it: the check still swaps in the course's cfg_combine
+DECORATED_LOOP = STUDENT_LOOP.replace("\ndef guided_sample", "\n@torch.no_grad()\ndef guided_sample", 1)
+
+
+def cfg_combine_not_done(eps_uncond, eps_cond, guidance_scale):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("cfg_combine", [lambda u, c, w: c + w * (c - u), cfg_combine_not_done],
+                         ids=["wrong", "not_done"])
+def test_a_decorated_loop_is_checked_with_the_courses_cfg_combine(cfg_combine, capsys):
+    namespace = {"torch": torch, "samplers": samplers, "cfg_combine": cfg_combine}
+    exec(DECORATED_LOOP, namespace)
+    checks.check_guided_sample(namespace["guided_sample"])
+    assert "PASS guided_sample" in capsys.readouterr().out
+    assert namespace["cfg_combine"] is cfg_combine  # the student's is back

@@ -1,7 +1,7 @@
 """The checks fail, with a message naming the exercise and the case, the answers that would pass a lax check and
 then break a later cell of the notebook: an error of the student's own code, a float64 result, an input changed in
-place, a step that needs noise where the lesson's loop passes none, a start step truncated instead of rounded; and a
-loop check tests the loop alone also when the loop is decorated with @torch.no_grad()."""
+place, a step that needs noise where the lesson's loop passes none, a start step truncated instead of rounded. (A loop
+decorated with @torch.no_grad() is tested in test_checks_core_34.py.)"""
 
 import pytest
 import torch
@@ -9,37 +9,6 @@ import torch
 from diffusionlab import checks, editing, flow, samplers
 from diffusionlab.checks import ExerciseError
 from diffusionlab.models.instruct import drop_conditions
-
-
-# --- a loop decorated with @torch.no_grad() (lesson 3's guided_sample) ---------------------------------------------
-
-DECORATED_LOOP = '''
-@torch.no_grad()
-def guided_sample(unet, schedule, labels, guidance_scale, xT, steps, eta=0.0, generator=None):
-    null = torch.full_like(labels, 10)
-    timesteps = samplers.ddim_timesteps(schedule.T, steps)
-    x = xT
-    for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < steps else -1
-        eps_uncond, eps_cond = unet(torch.cat([x, x]), torch.full((2 * len(x),), t), torch.cat([null, labels])).chunk(2)
-        x, _ = samplers.ddim_step(schedule, cfg_combine(eps_uncond, eps_cond, guidance_scale), t, t_prev, x, eta,
-                                  generator=generator)
-    return x.clamp(-1, 1)
-'''
-
-
-def cfg_combine_not_done(eps_uncond, eps_cond, guidance_scale):
-    raise NotImplementedError()
-
-
-@pytest.mark.parametrize("cfg_combine", [lambda u, c, w: c + w * (c - u), cfg_combine_not_done],
-                         ids=["wrong", "not_done"])
-def test_a_decorated_loop_is_checked_with_the_courses_cfg_combine(cfg_combine, capsys):
-    namespace = {"torch": torch, "samplers": samplers, "cfg_combine": cfg_combine}
-    exec(DECORATED_LOOP, namespace)
-    checks.check_guided_sample(namespace["guided_sample"])
-    assert "PASS guided_sample" in capsys.readouterr().out
-    assert namespace["cfg_combine"] is cfg_combine  # the student's is back
 
 
 # --- an error raised by the student's code ------------------------------------------------------------------------
