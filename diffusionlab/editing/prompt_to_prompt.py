@@ -67,9 +67,10 @@ CROSS_FRACTION = 0.1
 SELF_FRACTION = 0.05
 
 
-def _check_fraction(fraction: float, name: str = "fraction") -> float:
+def _check_fraction(fraction: float, name: str = "fraction",
+                    meaning: str = "the share of the sampling steps to control") -> float:
     if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
-        raise ValueError(f"{name} is the share of the sampling steps to control, from 0 to 1, got {fraction!r}")
+        raise ValueError(f"{name} is {meaning}, from 0 to 1, got {fraction!r}")
     return float(fraction)
 
 
@@ -262,10 +263,8 @@ class LocalBlend(Controller):
         if not self.source_tokens or not self.edited_tokens:
             raise ValueError("LocalBlend needs the positions of at least one word in each prompt, got "
                              f"{self.source_tokens} and {self.edited_tokens}")
-        if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise ValueError("threshold is the fraction of the map's maximum above which a pixel is in the mask, "
-                             f"from 0 to 1, got {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = _check_fraction(threshold, "threshold",
+                                         "the fraction of the map's maximum above which a pixel is in the mask")
         self.dilate, self.guided = dilate, guided
         self.step_maps: dict[Attention, tuple[torch.Tensor, torch.Tensor]] = {}  # this step's maps, per layer
 
