@@ -3,6 +3,7 @@
     python scripts/run_notebooks.py                        # every notebook, fast mode, outputs saved in place
     python scripts/run_notebooks.py --mode full --out DIR  # full mode (a GPU), executed copies written to DIR
     python scripts/run_notebooks.py --mode full --out DIR --jobs 9 --deadline 3600  # all at once on one GPU
+    python scripts/run_notebooks.py --mode full --budget fast --out DIR --jobs 2  # full mode's code, fast budgets (CPU)
     python scripts/run_notebooks.py notebooks/06_editing.ipynb
     python scripts/run_notebooks.py --clean-only notebooks/06_editing.ipynb  # only tidy the saved outputs
 
@@ -107,8 +108,26 @@ def unsaved_widgets(nb) -> list[str]:
             and output["data"][WIDGET_VIEW]["model_id"] not in state]
 
 
-def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float | None = None) -> tuple[float, str]:
-    """Execute one notebook in `mode`; save it (in place, or into `out`); return (wall time in seconds, status).
+BUDGET_TABLE = re.compile(r"^BUDGET = (\{\n.*?\n\})\[MODE\]$", re.S | re.M)  # BUDGET = {"fast": ..., "full": ...}[MODE]
+
+
+def with_budget(nb, budget: str) -> None:
+    """Insert, after the setup cell, a cell that sets BUDGET to the setup cell's `budget` entry while MODE stays
+    as it is: `--mode full --budget fast` runs every full-mode branch (RETRAIN = True, the full-mode checkpoints)
+    with the small budgets, a check of full mode's code that takes minutes on a CPU instead of hours."""
+    for index, cell in enumerate(nb.cells):
+        found = BUDGET_TABLE.search(cell.source) if cell.cell_type == "code" else None
+        if found:
+            source = f"BUDGET = {found.group(1)}[{budget!r}]  # inserted by run_notebooks.py --budget\nprint(BUDGET)"
+            nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+            return
+    raise ValueError("no cell sets BUDGET = {...}[MODE]: cannot change the budget of this notebook")
+
+
+def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float | None = None,
+        budget: str | None = None) -> tuple[float, str]:
+    """Execute one notebook in `mode` (with the budget of `budget`, default: of `mode`); save it (in place, or into
+    `out`); return (wall time in seconds, status).
 
     deadline: a time.time() by which the notebook must be done. The cell running then is stopped, and with `out`
     the notebook is saved as far as it ran (status "stopped at cell N: ..."), so that a timed machine still
@@ -118,6 +137,8 @@ def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float |
     for cell in nb.cells:  # a cell the run does not reach must not show the outputs of an earlier run
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    if budget and budget != mode:
+        with_budget(nb, budget)
     start = time.perf_counter()
     # IPC sockets, not TCP ports: two notebooks started at once on one machine cannot pick the same port
     km = KernelManager(kernel_name="python3", transport="ipc",
@@ -156,6 +177,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
     parser.add_argument("--mode", choices=("fast", "full"), default="fast")
+    parser.add_argument("--budget", choices=("fast", "full"),
+                        help="the budgets of this mode instead of --mode's (needs --out): --mode full --budget fast "
+                             "checks on a CPU, in minutes, that full mode's code runs")
     parser.add_argument("--out", type=Path, help="write executed copies here instead of saving in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--jobs", type=int, default=1,
@@ -165,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clean-only", action="store_true", help="do not execute: only clean the saved outputs")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if args.budget and args.budget != args.mode and not args.out:
+        parser.error("--budget needs --out: a run with another mode's budget must not be saved over the notebooks")
     if args.clean_only:
         for path in paths:
             nb = nbformat.read(path, as_version=4)
@@ -174,7 +200,7 @@ def main(argv=None) -> int:
     deadline = time.time() + args.deadline if args.deadline else None
     rows, failed = [], 0
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        runs = {pool.submit(run, path.resolve(), args.mode, args.out, args.timeout, deadline): path for path in paths}
+        runs = {pool.submit(run, path.resolve(), args.mode, args.out, args.timeout, deadline, args.budget): path for path in paths}
         for done in as_completed(runs):
             seconds, status = done.result()
             rows.append((runs[done].name, seconds))
