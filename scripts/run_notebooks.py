@@ -111,17 +111,18 @@ def unsaved_widgets(nb) -> list[str]:
 BUDGET_TABLE = re.compile(r"^BUDGET = (\{\n.*?\n\})\[MODE\]$", re.S | re.M)  # BUDGET = {"fast": ..., "full": ...}[MODE]
 
 
-def with_budget(nb, budget: str) -> None:
+def with_budget(nb, budget: str) -> bool:
     """Insert, after the setup cell, a cell that sets BUDGET to the setup cell's `budget` entry while MODE stays
     as it is: `--mode full --budget fast` runs every full-mode branch (RETRAIN = True, the full-mode checkpoints)
-    with the small budgets, a check of full mode's code that takes minutes on a CPU instead of hours."""
+    with the small budgets, a check of full mode's code that takes minutes on a CPU instead of hours.
+    False (and the notebook unchanged) for a notebook without budgets, such as the playground."""
     for index, cell in enumerate(nb.cells):
         found = BUDGET_TABLE.search(cell.source) if cell.cell_type == "code" else None
         if found:
             source = f"BUDGET = {found.group(1)}[{budget!r}]  # inserted by run_notebooks.py --budget\nprint(BUDGET)"
             nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
-            return
-    raise ValueError("no cell sets BUDGET = {...}[MODE]: cannot change the budget of this notebook")
+            return True
+    return False
 
 
 def run(path: Path, mode: str, out: Path | None, timeout: int, deadline: float | None = None,
