@@ -25,6 +25,7 @@ run_notebooks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run_notebooks)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+LESSONS = sorted((ROOT / "notebooks").glob("0*.ipynb"))
 COUNT = re.compile(r"(\d+)/(\d+)")
 
 
@@ -165,3 +166,26 @@ def test_a_notebook_progress_bar_ends_showing_its_total(monkeypatch, loop):
     (bar,) = bars
     left, progress, right = bar.container.children
     assert progress.value == 1000 and "1000/1000" in right.value, (left.value, right.value)
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_with_budget_runs_full_mode_code_with_the_fast_budget(path):
+    """`--mode full --budget fast` inserts, after the setup cell, a cell that sets BUDGET to the notebook's own fast
+    entry: every lesson must keep its budgets in the one `BUDGET = {...}[MODE]` table that this finds."""
+    nb = nbformat.read(path, as_version=4)
+    sources = [cell.source for cell in nb.cells]
+    assert run_notebooks.with_budget(nb, "fast"), f"{path.name}: no `BUDGET = {{...}}[MODE]` table"
+    index = next(i for i, cell in enumerate(nb.cells) if "inserted by run_notebooks.py" in cell.source)
+    assert [cell.source for i, cell in enumerate(nb.cells) if i != index] == sources
+    setup, inserted = nb.cells[index - 1].source, nb.cells[index].source
+    namespace = {"MODE": "full"}
+    exec(run_notebooks.BUDGET_TABLE.search(setup).group(0).replace("[MODE]", '["fast"]'), namespace)
+    fast = namespace["BUDGET"]
+    exec(inserted.replace("print(BUDGET)", ""), namespace)
+    assert namespace["BUDGET"] == fast and namespace["MODE"] == "full"
+
+
+def test_with_budget_leaves_a_notebook_without_budgets_as_it_is():
+    nb = nbformat.read(ROOT / "notebooks" / "playground.ipynb", as_version=4)
+    cells = len(nb.cells)
+    assert not run_notebooks.with_budget(nb, "fast") and len(nb.cells) == cells
