@@ -57,8 +57,10 @@ def check_cfg_combine(student_fn: Callable) -> None:
 
 def _random_cond_unet(seed: int = 0) -> UNet:
     """A tiny class-conditioned UNet with random weights everywhere (also in its last layer, which training
-    starts at zero), so that its predictions differ from label to label and every mistake shows."""
-    net = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=NULL_CLASS)).eval()
+    starts at zero), so that its predictions differ from label to label and every mistake shows. The notebook's
+    global RNG, which building the UNet draws from, is left as it was."""
+    with torch.random.fork_rng():
+        net = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=NULL_CLASS)).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():
