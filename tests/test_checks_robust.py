@@ -113,3 +113,19 @@ def test_the_sdedit_check_has_strength_0_and_a_start_that_rounds_up(student):
     with pytest.raises(ExerciseError, match=r"Exercise 'sdedit_start', case \d+ of \d+"):
         checks.check_sdedit_start(student)
 
+
+
+# --- the input itself returned -----------------------------------------------------------------------------------
+
+def sdedit_start_returning_the_input(schedule, x0, strength, steps, generator=None):
+    """Right values, but strength 0 gives back x0 itself: changing the "edited" image would change the input."""
+    if round(strength * steps) == 0:
+        return x0, steps
+    return editing.sdedit_start(schedule, x0, strength, steps, generator=generator)
+
+
+def test_returning_an_input_itself_fails_where_the_reference_returns_a_new_tensor():
+    with pytest.raises(ExerciseError, match=r"^Exercise 'sdedit_start', case 5 of 5 \(.*\), result 1 of 2: your function "
+                                            r"returned its input 'x0' itself \(or a view of it\)"):
+        checks.check_sdedit_start(sdedit_start_returning_the_input)
+

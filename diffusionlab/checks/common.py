@@ -3,8 +3,8 @@
 Each `check_...(student_fn)` runs both functions on fixed, seeded inputs and prints a one-line
 verdict that does not depend on the machine, so nbval can compare it with the verdict stored in
 the lesson. A wrong answer raises `ExerciseError`, naming the exercise, the first case that differs and
-that case's inputs (also when the student's code raises an error or changes an input in place); an unfinished
-exercise (NotImplementedError) says so. A check tests one exercise:
+that case's inputs (also when the student's code raises an error, changes an input in place or returns an input
+itself where a new tensor is expected); an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
 `others_as_references` makes the other exercises a student's function calls by name the package's own
 while it runs, so a mistake in one exercise cannot fail the next. `yours_or_reference` lets the cells after an
 exercise use the student's own function once its check passes, and the package's until then.
@@ -32,9 +32,11 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     inputs in place cannot spoil the reference's run). Results may be tensors, numbers, strings or tuples
     (lists) of them; a tensor must have the reference's dtype (a float64 result breaks the float32 network).
     A failure names the case by its inputs, with the names of reference_fn's parameters. An error raised by
-    student_fn, or a tensor argument it changed in place, is a failure too (an ExerciseError).
+    student_fn, a tensor argument it changed in place, and a result that is one of its inputs (or a view of it)
+    where the reference's is a new tensor, are failures too (an ExerciseError).
     """
     names = _parameter_names(reference_fn)
+    aliased = []  # results that are an input itself: said after every case's values, the likelier mistake
     for i, make_args in enumerate(cases, start=1):
         args = make_args()
         where = f"Exercise '{exercise}', case {i} of {len(cases)} ({describe(names, args)})"
@@ -53,8 +55,12 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
                 name = names[k] if k < len(names) else f"argument {k + 1}"
                 raise ExerciseError(f"{where}: your function changed its input '{name}' in place; return a new "
                                     "tensor (use .clone() or torch.where)")
-        expected = reference_fn(*make_args())
+        reference_args = make_args()
+        expected = reference_fn(*reference_args)
         _assert_close(where, got, expected, atol, rtol)
+        aliased += _aliased_results(where, names, got, args, expected, reference_args)
+    if aliased:
+        raise ExerciseError(aliased[0])
     print(f"PASS {exercise}: matches the reference on {len(cases)} seeded cases.")
 
 
@@ -120,6 +126,37 @@ def _unchanged(value, saved) -> bool:
     if isinstance(value, dict):
         return value.keys() == saved.keys() and all(_unchanged(value[k], saved[k]) for k in value)
     return True  # numbers, strings, generators, modules: not compared
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    """The tensors in a value (also in a list, tuple or dict)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def _aliased_inputs(result, args: tuple) -> set[tuple[int, int]]:
+    """{(k, j)}: result k (0 for a single result) shares its memory with argument j (it is that input or a view of it)."""
+    results = result if isinstance(result, (list, tuple)) else [result]
+    return {(k, j) for k, r in enumerate(results) for out in _tensors(r) if out.numel()
+            for j, arg in enumerate(args) for inp in _tensors(arg)
+            if inp.numel() and out.untyped_storage().data_ptr() == inp.untyped_storage().data_ptr()}
+
+
+def _aliased_results(where: str, names: Sequence[str], got, args: tuple, expected, reference_args: tuple) -> list[str]:
+    """A failure message for each result that is an input itself (or a view of it) where the reference's is a new
+    tensor: changing such a result (an edited image, say) would change the caller's input too."""
+    messages = []
+    for k, j in sorted(_aliased_inputs(got, args) - _aliased_inputs(expected, reference_args)):
+        name = names[j] if j < len(names) else f"argument {j + 1}"
+        result = f", result {k + 1} of {len(got)}" if isinstance(got, (list, tuple)) else ""
+        messages.append(f"{where}{result}: your function returned its input '{name}' itself (or a view of it); return "
+                        "a new tensor (use .clone()), so that changing the result cannot change the input")
+    return messages
 
 
 def _parameter_names(fn: Callable) -> list[str]:
