@@ -115,7 +115,7 @@ def test_the_sdedit_check_has_strength_0_and_a_start_that_rounds_up(student):
 
 
 
-# --- the input itself returned -----------------------------------------------------------------------------------
+# --- the input itself returned, a NaN result ----------------------------------------------------------------------
 
 def sdedit_start_returning_the_input(schedule, x0, strength, steps, generator=None):
     """Right values, but strength 0 gives back x0 itself: changing the "edited" image would change the input."""
@@ -129,3 +129,12 @@ def test_returning_an_input_itself_fails_where_the_reference_returns_a_new_tenso
                                             r"returned its input 'x0' itself \(or a view of it\)"):
         checks.check_sdedit_start(sdedit_start_returning_the_input)
 
+
+def test_a_result_with_nan_says_so():
+    def reparameterize_sqrt_of_logvar(mean, logvar, generator=None):
+        """logvar is negative in places: its square root is NaN there."""
+        return mean + logvar.sqrt() * torch.randn(mean.shape, generator=generator)
+
+    with pytest.raises(ExerciseError, match=r"case 1 of 4 \(.*\): your result has NaN or infinite values where the "
+                                            r"reference's are finite"):
+        checks.check_reparameterize(reparameterize_sqrt_of_logvar)

@@ -4,7 +4,7 @@ Each `check_...(student_fn)` runs both functions on fixed, seeded inputs and pri
 verdict that does not depend on the machine, so nbval can compare it with the verdict stored in
 the lesson. A wrong answer raises `ExerciseError`, naming the exercise, the first case that differs and
 that case's inputs (also when the student's code raises an error, changes an input in place or returns an input
-itself where a new tensor is expected); an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
+itself where a new tensor is expected, or when its result has NaNs); an unfinished exercise (NotImplementedError) says so. A check tests one exercise:
 `others_as_references` makes the other exercises a student's function calls by name the package's own
 while it runs, so a mistake in one exercise cannot fail the next. `yours_or_reference` lets the cells after an
 exercise use the student's own function once its check passes, and the package's until then.
@@ -203,6 +203,11 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
             raise ExerciseError(f"{where}: expected dtype {str(expected.dtype).removeprefix('torch.')}, got "
                                 f"{str(got.dtype).removeprefix('torch.')}; compute in the inputs' dtype or cast the "
                                 f"result with .to({expected.dtype})")
+        bad = ~torch.isfinite(got) & torch.isfinite(expected)
+        if bad.any():
+            raise ExerciseError(f"{where}: your result has NaN or infinite values where the reference's are finite "
+                                f"({bad.sum().item()} of {bad.numel()}); look for a square root or a log of a negative "
+                                "number, or a division by zero")
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             diff = (got.double() - expected.double()).abs().max().item()
             raise ExerciseError(f"{where}: values differ from the reference (largest difference {diff:.3g})")
