@@ -138,3 +138,31 @@ def test_a_result_with_nan_says_so():
     with pytest.raises(ExerciseError, match=r"case 1 of 4 \(.*\): your result has NaN or infinite values where the "
                                             r"reference's are finite"):
         checks.check_reparameterize(reparameterize_sqrt_of_logvar)
+
+
+# --- a right formula computed in float32 --------------------------------------------------------------------------
+
+def ddpm_step_in_float32(schedule, eps, t, t_prev, xt, noise, variance="beta tilde"):
+    """Algorithm 2 with the alpha_bar table cast to x_t's float32 first, as exercise 1 (q_sample) does: at t = 1,
+    1 - alpha_bar_t / alpha_bar_t' is about 5e-5 and float32 keeps only some of its digits."""
+    ab_t = schedule.alpha_bar[t].to(xt.dtype)
+    ab_prev = schedule.alpha_bar[t_prev].to(xt.dtype) if t_prev >= 0 else torch.ones((), dtype=xt.dtype)
+    beta = 1 - ab_t / ab_prev
+    x0_hat = ((xt - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()).clamp(-1, 1)
+    mean = ab_prev.sqrt() * beta / (1 - ab_t) * x0_hat + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab_t) * xt
+    if t_prev < 0:
+        return mean
+    var = (1 - ab_prev) / (1 - ab_t) * beta if variance == "beta tilde" else beta
+    return mean + var.sqrt() * noise
+
+
+def test_a_right_formula_that_loses_precision_in_float32_is_told_so():
+    with pytest.raises(ExerciseError, match=r"case 4 of 7 .*: values differ .* Your function agrees with the reference "
+                                            r"when its inputs are float64"):
+        checks.check_ddpm_step(ddpm_step_in_float32)
+
+
+def test_a_wrong_formula_gets_no_precision_hint():
+    with pytest.raises(ExerciseError) as failure:
+        checks.check_ddpm_step(lambda *args: ddpm_step_in_float32(*args, variance="beta"))
+    assert "values differ" in str(failure.value) and "float64" not in str(failure.value)
