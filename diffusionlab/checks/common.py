@@ -25,7 +25,7 @@ class ExerciseError(AssertionError):
 
 
 def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: Sequence[Callable[[], tuple]],
-            atol: float = 1e-5, rtol: float = 1e-4) -> None:
+            atol: float = 1e-5, rtol: float = 1e-4, what: str | None = None) -> None:
     """Run student_fn(*args) and reference_fn(*args) for each case and compare the results.
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
@@ -34,6 +34,7 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     A failure names the case by its inputs, with the names of reference_fn's parameters. An error raised by
     student_fn, a tensor argument it changed in place, and a result that is one of its inputs (or a view of it)
     where the reference's is a new tensor, are failures too (an ExerciseError).
+    what: what a number result measures, for the failure message ("the fraction of labels replaced").
     """
     names = _parameter_names(reference_fn)
     aliased = []  # results that are an input itself: said after every case's values, the likelier mistake
@@ -58,7 +59,7 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
         reference_args = make_args()
         expected = reference_fn(*reference_args)
         try:
-            _assert_close(where, got, expected, atol, rtol)
+            _assert_close(where, got, expected, atol, rtol, what)
         except ExerciseError as failure:
             if _right_in_float64(student_fn, reference_fn, make_args, atol, rtol):
                 raise ExerciseError(f"{failure}. Your function agrees with the reference when its inputs are float64: "
@@ -221,13 +222,13 @@ def describe(names: Sequence[str], args: tuple) -> str:
     return ", ".join(parts)
 
 
-def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
+def _assert_close(where: str, got, expected, atol: float, rtol: float, what: str | None = None) -> None:
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             raise ExerciseError(f"{where}: expected {len(expected)} results, got {type(got).__name__}"
                                 + (f" of {len(got)}" if isinstance(got, (tuple, list)) else ""))
         for k, (g, e) in enumerate(zip(got, expected), start=1):
-            _assert_close(f"{where}, result {k} of {len(expected)}", g, e, atol, rtol)
+            _assert_close(f"{where}, result {k} of {len(expected)}", g, e, atol, rtol, what)
         return
     if isinstance(expected, torch.Tensor):
         if not isinstance(got, torch.Tensor):
@@ -256,6 +257,8 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float) -> None:
     except (TypeError, ValueError):
         raise ExerciseError(f"{where}: expected a number, got {type(got).__name__}") from None
     if abs(value - float(expected)) > atol + rtol * abs(float(expected)):
+        if what:
+            raise ExerciseError(f"{where}: {what} should be {float(expected):.3g}, got {value:.3g}")
         raise ExerciseError(f"{where}: expected {expected}, got {got}")
 
 
