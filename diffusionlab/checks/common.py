@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -25,7 +25,8 @@ class ExerciseError(AssertionError):
 
 
 def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: Sequence[Callable[[], tuple]],
-            atol: float = 1e-5, rtol: float = 1e-4, what: str | None = None) -> None:
+            atol: float = 1e-5, rtol: float = 1e-4, what: str | None = None,
+            mistakes: Mapping[str, Callable] | None = None) -> None:
     """Run student_fn(*args) and reference_fn(*args) for each case and compare the results.
 
     cases: functions returning a fresh tuple of arguments each (so that a function that changes its
@@ -35,6 +36,8 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     student_fn, a tensor argument it changed in place, and a result that is one of its inputs (or a view of it)
     where the reference's is a new tensor, are failures too (an ExerciseError).
     what: what a number result measures, for the failure message ("the fraction of labels replaced").
+    mistakes: {what a student did: a function, with reference_fn's arguments, that does it}; a result that differs
+    from the reference but matches one of them gets "It looks like <what the student did>" in its message.
     """
     names = _parameter_names(reference_fn)
     aliased = []  # results that are an input itself: said after every case's values, the likelier mistake
@@ -66,6 +69,9 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
                                     "the difference is float32 rounding, not the formula. Compute the scalar "
                                     "coefficients in float64, as Python floats (for example "
                                     "schedule.alpha_bar[t].item()), and only the tensors in float32") from None
+            for description, mistake in (mistakes or {}).items():
+                if _matches(student_fn, mistake, cases, atol, rtol):
+                    raise ExerciseError(f"{failure}. It looks like {description}") from None
             raise
         aliased += _aliased_results(where, names, got, args, expected, reference_args)
     if aliased:
@@ -135,6 +141,17 @@ def _unchanged(value, saved) -> bool:
     if isinstance(value, dict):
         return value.keys() == saved.keys() and all(_unchanged(value[k], saved[k]) for k in value)
     return True  # numbers, strings, generators, modules: not compared
+
+
+def _matches(student_fn: Callable, mistake: Callable, cases: Sequence[Callable[[], tuple]], atol: float,
+             rtol: float) -> bool:
+    """Whether student_fn gives what `mistake` gives on every case (then that is the student's mistake)."""
+    try:
+        for make_args in cases:
+            _assert_close("", student_fn(*make_args()), mistake(*make_args()), atol, rtol)
+    except Exception:
+        return False
+    return True
 
 
 def _as_float64(value):

@@ -53,7 +53,15 @@ def check_drop_labels(student_fn: Callable) -> None:
 def check_cfg_combine(student_fn: Callable) -> None:
     """Lesson 3. student_fn(eps_uncond, eps_cond, guidance_scale) -> the guided noise estimate."""
     cases = [lambda w=w: (seeded(1, 2, 1, 28, 28), seeded(2, 2, 1, 28, 28), w) for w in (0.0, 1.0, 3.5, 7.5)]
-    compare("cfg_combine", student_fn, cfg_combine, cases)
+    compare("cfg_combine", student_fn, cfg_combine, cases, mistakes=guidance_mistakes("eps"))
+
+
+def guidance_mistakes(name: str) -> dict[str, Callable]:
+    """The mistakes of classifier-free guidance on eps (lesson 3) or v (lesson 5), with their words."""
+    formula = f"{name}_uncond + w ({name}_cond - {name}_uncond)"
+    return {f"you have the two predictions swapped: the formula is {formula}": lambda u, c, w: c + w * (u - c),
+            f"you used Ho & Salimans' form (1 + w) {name}_cond - w {name}_uncond; in the course's convention w = 1 means "
+            f"no guidance: {formula}": lambda u, c, w: (1 + w) * c - w * u}
 
 
 def _random_cond_unet(seed: int = 0) -> UNet:
