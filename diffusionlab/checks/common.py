@@ -61,6 +61,8 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
                                     "tensor (use .clone() or torch.where)")
         reference_args = make_args()
         expected = reference_fn(*reference_args)
+        if got is None and expected is not None:
+            raise ExerciseError(f"{where}: your function returned None; did you forget `return`?")
         try:
             _assert_close(where, got, expected, atol, rtol, what)
         except ExerciseError as failure:
