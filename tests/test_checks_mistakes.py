@@ -4,9 +4,8 @@ usual "values differ" (the checks' `mistakes=`); an answer that is wrong in anot
 import math
 
 import pytest
-import torch
 
-from diffusionlab import checks, editing, flow, guidance, samplers
+from diffusionlab import checks, editing, flow
 from diffusionlab.checks import ExerciseError
 
 

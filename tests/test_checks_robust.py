@@ -173,7 +173,7 @@ def test_a_wrong_formula_gets_no_precision_hint():
 def test_a_function_that_returns_nothing_is_asked_about_its_return():
     def q_sample_without_return(schedule, x0, t, eps):
         a = schedule.alpha_bar[t].to(x0.dtype).view(-1, 1, 1, 1)
-        a.sqrt() * x0 + (1 - a).sqrt() * eps  # noqa: B018 (the return forgotten)
+        a.sqrt() * x0 + (1 - a).sqrt() * eps  # the return forgotten
 
     with pytest.raises(ExerciseError, match=r"case 1 of 3 \(.*\): your function returned None; did you forget "
                                             r"`return`\?"):
