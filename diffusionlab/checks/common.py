@@ -24,6 +24,10 @@ class ExerciseError(AssertionError):
     """The student's function does not (yet) match the reference."""
 
 
+class _ValuesDiffer(ExerciseError):
+    """A result of the right type, shape and dtype whose values are not the reference's."""
+
+
 def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: Sequence[Callable[[], tuple]],
             atol: float = 1e-5, rtol: float = 1e-4, what: str | None = None,
             mistakes: Mapping[str, Callable] | None = None) -> None:
@@ -66,15 +70,9 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
         try:
             _assert_close(where, got, expected, atol, rtol, what)
         except ExerciseError as failure:
-            if _right_in_float64(student_fn, reference_fn, make_args, atol, rtol):
-                raise ExerciseError(f"{failure}. Your function agrees with the reference when its inputs are float64: "
-                                    "the difference is float32 rounding, not the formula. Compute the scalar "
-                                    "coefficients in float64, as Python floats (for example "
-                                    "schedule.alpha_bar[t].item()), and only the tensors in float32") from None
-            for description, mistake in (mistakes or {}).items():
-                if _matches(student_fn, mistake, cases, atol, rtol):
-                    raise ExerciseError(f"{failure}. It looks like {description}") from None
-            raise
+            values = isinstance(failure, _ValuesDiffer)
+            why = _diagnose(student_fn, reference_fn, cases, make_args, mistakes or {}, atol, rtol, values)
+            raise ExerciseError(f"{failure}{why}") from None
         aliased += _aliased_results(where, names, got, args, expected, reference_args)
     if aliased:
         raise ExerciseError(aliased[0])
@@ -143,6 +141,20 @@ def _unchanged(value, saved) -> bool:
     if isinstance(value, dict):
         return value.keys() == saved.keys() and all(_unchanged(value[k], saved[k]) for k in value)
     return True  # numbers, strings, generators, modules: not compared
+
+
+def _diagnose(student_fn: Callable, reference_fn: Callable, cases: Sequence[Callable[[], tuple]], make_args: Callable,
+              mistakes: Mapping[str, Callable], atol: float, rtol: float, values: bool) -> str:
+    """What to add to a failure: that the formula is right but float32 loses precision (values: the failure is one of
+    values, not of type, shape or dtype), or which known mistake the student made; "" if neither."""
+    if values and _right_in_float64(student_fn, reference_fn, make_args, atol, rtol):
+        return (". Your function agrees with the reference when its inputs are float64: the difference is float32 "
+                "rounding, not the formula. Compute the scalar coefficients in float64, as Python floats (for example "
+                "schedule.alpha_bar[t].item()), and only the tensors in float32")
+    for description, mistake in mistakes.items():
+        if _matches(student_fn, mistake, cases, atol, rtol):
+            return f". It looks like {description}"
+    return ""
 
 
 def _matches(student_fn: Callable, mistake: Callable, cases: Sequence[Callable[[], tuple]], atol: float,
@@ -265,7 +277,7 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float, what: str
                                 "number, or a division by zero")
         if not torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol):
             diff = (got.double() - expected.double()).abs().max().item()
-            raise ExerciseError(f"{where}: values differ from the reference (largest difference {diff:.3g})")
+            raise _ValuesDiffer(f"{where}: values differ from the reference (largest difference {diff:.3g})")
         return
     if isinstance(expected, str):
         if got != expected:
@@ -277,8 +289,8 @@ def _assert_close(where: str, got, expected, atol: float, rtol: float, what: str
         raise ExerciseError(f"{where}: expected a number, got {type(got).__name__}") from None
     if abs(value - float(expected)) > atol + rtol * abs(float(expected)):
         if what:
-            raise ExerciseError(f"{where}: {what} should be {float(expected):.3g}, got {value:.3g}")
-        raise ExerciseError(f"{where}: expected {expected}, got {got}")
+            raise _ValuesDiffer(f"{where}: {what} should be {float(expected):.3g}, got {value:.3g}")
+        raise _ValuesDiffer(f"{where}: expected {expected}, got {got}")
 
 
 def load_reference_weights(block: torch.nn.Module, reference: torch.nn.Module, exercise: str) -> torch.nn.Module:
