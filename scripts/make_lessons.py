@@ -7,7 +7,8 @@
 In each code cell, every block from a line `### BEGIN SOLUTION` to a line `### END SOLUTION` is
 replaced by `# YOUR CODE HERE` and `raise NotImplementedError()`, indented like the BEGIN line.
 All outputs and execution counts are cleared, except in the check cells (first line
-`# NBVAL_CHECK_OUTPUT`): they keep the reference verdict, labelled "expected: PASS ..." so that no student
+`# NBVAL_CHECK_OUTPUT`), which must store the solution's "PASS ..." (a notebook not run, or whose solution fails
+its check, is refused): they keep the reference verdict, labelled "expected: PASS ..." so that no student
 takes it for their own result, which nbval compares with the student's "PASS ..." after its sanitizer
 (lessons/nbval_sanitize.cfg, passed by pyproject.toml's pytest options) has taken the label off, and their
 execution count, without which nbval fails the cell ("Unrun reference cell has outputs") even when the
@@ -93,14 +94,18 @@ def make_lesson(nb: dict) -> dict:
     """The student version of notebook `nb` (nbformat 4, as read by `nbformat.read`)."""
     nb = copy.deepcopy(nb)
     nb["metadata"].pop("widgets", None)  # saved widget state belongs to the cleared outputs
-    for cell in nb["cells"]:
+    for index, cell in enumerate(nb["cells"]):
         cell["metadata"].pop("execution", None)  # timestamps of the run
         src = source_text(cell)
+        if is_check_cell(cell) and not any(source_text(o).startswith("PASS ") for o in cell["outputs"]
+                                           if o.get("output_type") == "stream"):
+            raise ValueError(f"cell {index}: the check cell stores no 'PASS ...' verdict (the notebook was not run, or "
+                             "its solution fails its check); run the notebook, then make the lessons:\n" + src)
         if cell["cell_type"] == "markdown":
             src = src.replace(COLAB + "notebooks/", COLAB + "lessons/")
         elif cell["cell_type"] == "code":
             src = split_solutions(src)[0]
-            if is_check_cell(cell) and cell["outputs"]:
+            if is_check_cell(cell):
                 # nbval compares a cell's stored outputs only if the cell has an execution count, and fails a
                 # cell with outputs but none ("Unrun reference cell has outputs"): the check cells keep the
                 # notebook's count, so that a lesson filled in but never run (or run and not saved) can be graded.
@@ -129,7 +134,10 @@ def expected_lessons(root: Path = ROOT, notebooks=None) -> dict[Path, str]:
     for path in sorted(Path(p).resolve() for p in notebooks) if notebooks else sorted((root / "notebooks").glob(LESSON_GLOB)):
         if path.parent != root / "notebooks" or not path.exists():
             raise SystemExit(f"make_lessons: {path} is not a notebook in {root / 'notebooks'}")
-        out[root / "lessons" / path.name] = dumps(make_lesson(nbformat.read(path, as_version=4)))
+        try:
+            out[root / "lessons" / path.name] = dumps(make_lesson(nbformat.read(path, as_version=4)))
+        except ValueError as error:
+            raise SystemExit(f"make_lessons: {path.relative_to(root)}, {error}") from None
     return out
 
 

@@ -1,10 +1,11 @@
-"""What every exercise check must do, as tests: pass the reference, fail each wrong answer naming the exercise
-and the case, and say when the exercise is not done yet. A test module of lesson checks lists its CASES,
+"""What every exercise check must do, as tests: pass the reference (leaving the notebook's global RNG as it was),
+fail each wrong answer naming the exercise and the case, and say when the exercise is not done yet. A test module of lesson checks lists its CASES,
 (check, reference, [wrong answers]), and keeps the three tests `contract_tests(CASES)` returns."""
 
 import re
 
 import pytest
+import torch
 
 from diffusionlab.checks import ExerciseError
 
@@ -20,8 +21,12 @@ def contract_tests(cases, also_naming: str | None = None):
 
     @over_cases
     def test_reference_passes(check, reference, wrong, capsys):
+        torch.manual_seed(123)
+        expected = torch.rand(3)
+        torch.manual_seed(123)
         check(reference)
         assert capsys.readouterr().out.startswith("PASS ")
+        assert torch.equal(torch.rand(3), expected), "the check changed the notebook's global RNG: use fork_rng"
 
     @over_cases
     def test_wrong_answers_fail_naming_the_exercise_and_the_case(check, reference, wrong):

@@ -103,3 +103,13 @@ def test_drop_labels_messages():
         checks.check_drop_labels(drop_to_zero)
     with pytest.raises(ExerciseError, match="return a tensor of labels"):
         checks.check_drop_labels(lambda y, p, n, g=None: y.tolist())
+
+
+def test_a_wrong_drop_rate_is_named_in_the_students_terms():
+    """The case names the student's own parameters (null_class, not the check's seed) and says what the numbers are."""
+    def drops_the_whole_batch(y, p_uncond, null_class, generator=None):
+        return torch.full_like(y, null_class) if torch.rand((), generator=generator) < p_uncond else y.clone()
+
+    with pytest.raises(ExerciseError, match=r"case 2 of 4 \(y: \(50000,\) tensor, p_uncond=0.1, null_class=10\): the "
+                                            r"fraction of labels replaced should be 0.1\d*, got 0$"):
+        checks.check_drop_labels(drops_the_whole_batch)

@@ -39,8 +39,9 @@ def q_sample_float64(schedule, x0, t, eps):
 
 
 def test_a_float64_result_fails_naming_the_dtype():
-    with pytest.raises(ExerciseError, match=r"Exercise 'q_sample', case 1 of 3 .*expected dtype float32, got float64"):
-        checks.check_q_sample(q_sample_float64)
+    with pytest.raises(ExerciseError, match=r"Exercise 'q_sample', case 1 of 3 .*expected dtype float32, got float64; "
+                                            r"compute in the inputs' dtype or cast the result with \.to\(torch\.float32\)$"):
+        checks.check_q_sample(q_sample_float64)  # and nothing after: its values are right, not "float32 rounding"
 
 
 # --- inputs changed in place --------------------------------------------------------------------------------------
@@ -113,3 +114,68 @@ def test_the_sdedit_check_has_strength_0_and_a_start_that_rounds_up(student):
     with pytest.raises(ExerciseError, match=r"Exercise 'sdedit_start', case \d+ of \d+"):
         checks.check_sdedit_start(student)
 
+
+
+# --- the input itself returned, a NaN result ----------------------------------------------------------------------
+
+def sdedit_start_returning_the_input(schedule, x0, strength, steps, generator=None):
+    """Right values, but strength 0 gives back x0 itself: changing the "edited" image would change the input."""
+    if round(strength * steps) == 0:
+        return x0, steps
+    return editing.sdedit_start(schedule, x0, strength, steps, generator=generator)
+
+
+def test_returning_an_input_itself_fails_where_the_reference_returns_a_new_tensor():
+    with pytest.raises(ExerciseError, match=r"^Exercise 'sdedit_start', case 5 of 5 \(.*\), result 1 of 2: your function "
+                                            r"returned its input 'x0' itself \(or a view of it\)"):
+        checks.check_sdedit_start(sdedit_start_returning_the_input)
+
+
+def test_a_result_with_nan_says_so():
+    def reparameterize_sqrt_of_logvar(mean, logvar, generator=None):
+        """logvar is negative in places: its square root is NaN there."""
+        return mean + logvar.sqrt() * torch.randn(mean.shape, generator=generator)
+
+    with pytest.raises(ExerciseError, match=r"case 1 of 4 \(.*\): your result has NaN or infinite values where the "
+                                            r"reference's are finite"):
+        checks.check_reparameterize(reparameterize_sqrt_of_logvar)
+
+
+# --- a right formula computed in float32 --------------------------------------------------------------------------
+
+def ddpm_step_in_float32(schedule, eps, t, t_prev, xt, noise, variance="beta tilde"):
+    """Algorithm 2 with the alpha_bar table cast to x_t's float32 first, as exercise 1 (q_sample) does: at t = 1,
+    1 - alpha_bar_t / alpha_bar_t' is about 5e-5 and float32 keeps only some of its digits."""
+    ab_t = schedule.alpha_bar[t].to(xt.dtype)
+    ab_prev = schedule.alpha_bar[t_prev].to(xt.dtype) if t_prev >= 0 else torch.ones((), dtype=xt.dtype)
+    beta = 1 - ab_t / ab_prev
+    x0_hat = ((xt - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()).clamp(-1, 1)
+    mean = ab_prev.sqrt() * beta / (1 - ab_t) * x0_hat + (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab_t) * xt
+    if t_prev < 0:
+        return mean
+    var = (1 - ab_prev) / (1 - ab_t) * beta if variance == "beta tilde" else beta
+    return mean + var.sqrt() * noise
+
+
+def test_a_right_formula_that_loses_precision_in_float32_is_told_so():
+    with pytest.raises(ExerciseError, match=r"case 4 of 7 .*: values differ .* Your function agrees with the reference "
+                                            r"when its inputs are float64"):
+        checks.check_ddpm_step(ddpm_step_in_float32)
+
+
+def test_a_wrong_formula_gets_no_precision_hint():
+    with pytest.raises(ExerciseError) as failure:
+        checks.check_ddpm_step(lambda *args: ddpm_step_in_float32(*args, variance="beta"))
+    assert "values differ" in str(failure.value) and "float64" not in str(failure.value)
+
+
+# --- a forgotten return ---------------------------------------------------------------------------------------------
+
+def test_a_function_that_returns_nothing_is_asked_about_its_return():
+    def q_sample_without_return(schedule, x0, t, eps):
+        a = schedule.alpha_bar[t].to(x0.dtype).view(-1, 1, 1, 1)
+        a.sqrt() * x0 + (1 - a).sqrt() * eps  # the return forgotten
+
+    with pytest.raises(ExerciseError, match=r"case 1 of 3 \(.*\): your function returned None; did you forget "
+                                            r"`return`\?"):
+        checks.check_q_sample(q_sample_without_return)

@@ -262,3 +262,16 @@ def test_a_wrong_answer_fails_the_grading_command_naming_its_exercise(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, f"a lesson with a wrong add_noise passed the grading command:\n{output[-3000:]}"
     assert "Exercise 'add_noise', case 2" in output, output[-3000:]
+
+
+@pytest.mark.parametrize("outputs", [
+    [],  # the notebook was not executed
+    [nbformat.v4.new_output("error", ename="ExerciseError", evalue="Exercise 'add_noise', case 1 of 4", traceback=[])],
+], ids=["not executed", "solution fails its check"])
+def test_a_check_cell_without_a_stored_pass_is_refused(outputs):
+    """A lesson made from it would show the student an error (or nothing) as the expected verdict, and nbval would
+    not grade a check cell without one."""
+    cell = nbformat.v4.new_code_cell(f"{make_lessons.CHECK_MARKER}\nchecks.check_add_noise(add_noise)", execution_count=3)
+    cell.outputs = outputs
+    with pytest.raises(ValueError, match=r"cell 0: the check cell stores no 'PASS \.\.\.' verdict"):
+        make_lessons.make_lesson(nbformat.v4.new_notebook(cells=[cell]))

@@ -54,8 +54,20 @@ def check_q_sample(student_fn: Callable) -> None:
         schedule = NoiseSchedule(1000, kind)
         return lambda: (schedule, seeded(seed, len(t), 1, 28, 28), torch.tensor(t), seeded(seed + 1, len(t), 1, 28, 28))
 
+    def weighted(weights):
+        def fn(schedule, x0, t, eps):
+            a, b = weights(schedule, t)
+            return a.to(x0.dtype).view(-1, 1, 1, 1) * x0 + b.to(x0.dtype).view(-1, 1, 1, 1) * eps
+        return fn
+
+    mistakes = {
+        "you used alpha_t (schedule.alphas) where the formula has alpha_bar_t (schedule.alpha_bar), the product of "
+        "the alphas up to t": weighted(lambda s, t: (s.alphas[t].sqrt(), (1 - s.alphas[t]).sqrt())),
+        "the square roots are missing: the weights are sqrt(alpha_bar_t) and sqrt(1 - alpha_bar_t)":
+            weighted(lambda s, t: (s.alpha_bar[t], 1 - s.alpha_bar[t])),
+    }
     cases = [case("cosine", [0, 250, 500, 999], 1), case("linear", [10, 10, 700], 2), case("cosine", [42], 3)]
-    compare("q_sample", student_fn, reference_q_sample, cases)
+    compare("q_sample", student_fn, reference_q_sample, cases, mistakes=mistakes)
 
 
 def check_cosine_schedule(student_fn: Callable) -> None:
@@ -117,10 +129,34 @@ def check_ddpm_step(student_fn: Callable) -> None:
         return lambda: (schedule, seeded(seed, 2, 1, 28, 28), t, t_prev, seeded(seed + 1, 2, 1, 28, 28),
                         seeded(seed + 2, 2, 1, 28, 28))
 
+    mistakes = {
+        "x0_hat is not clipped to [-1, 1] before the posterior mean": _step_with_mistake(clip=False),
+        "the noise has variance beta instead of beta tilde = (1 - alpha_bar_prev) / (1 - alpha_bar_t) beta":
+            _step_with_mistake(variance="beta"),
+        "beta is schedule.betas[t], right only when t_prev = t - 1: use beta = 1 - alpha_bar_t / alpha_bar_prev":
+            _step_with_mistake(beta="table"),
+    }
     cases = [case("cosine", 900, 899, 10), case("cosine", 500, 499, 20), case("linear", 300, 299, 30),
              case("cosine", 1, 0, 40), case("cosine", 0, -1, 50), case("cosine", 500, 480, 60),
              case("cosine", 999, 749, 70)]
-    compare("ddpm_step", student_fn, reference_ddpm_step, cases)
+    compare("ddpm_step", student_fn, reference_ddpm_step, cases, mistakes=mistakes)
+
+
+def _step_with_mistake(clip: bool = True, variance: str = "beta tilde", beta: str = "strided") -> Callable:
+    """Algorithm 2 as `reference_ddpm_step`, written out with one of the mistakes students make."""
+    def step(schedule, eps, t, t_prev, xt, noise):
+        ab_t = schedule.alpha_bar[t].item()
+        ab_prev = schedule.alpha_bar[t_prev].item() if t_prev >= 0 else 1.0
+        b = schedule.betas[t].item() if beta == "table" else 1 - ab_t / ab_prev
+        x0 = (xt - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
+        x0 = x0.clamp(-1, 1) if clip else x0
+        mean = ab_prev ** 0.5 * b / (1 - ab_t) * x0 + (1 - b) ** 0.5 * (1 - ab_prev) / (1 - ab_t) * xt
+        if t_prev < 0:
+            return mean
+        var = (1 - ab_prev) / (1 - ab_t) * b if variance == "beta tilde" else b
+        return mean + var ** 0.5 * noise
+
+    return step
 
 
 def _toy_eps_fn(schedule: NoiseSchedule) -> Callable:

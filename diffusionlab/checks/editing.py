@@ -47,7 +47,9 @@ def check_anagram_combine(student_fn: Callable) -> None:
     `editing.anagram_combine`, for every view in `editing.VIEWS`."""
     cases = [lambda v=v, k=k: (seeded(10 + k, 2, 1, 28, 28), seeded(20 + k, 2, 1, 28, 28), v)
              for k, v in enumerate(VIEWS)]
-    compare("anagram_combine", student_fn, anagram_combine, cases)
+    mistakes = {"you applied the view itself to eps_b_seen instead of its inverse (editing.get_view(view) returns "
+                "(view, inverse))": lambda eps_a, eps_b_seen, view: 0.5 * (eps_a + VIEWS[view][0](eps_b_seen))}
+    compare("anagram_combine", student_fn, anagram_combine, cases, mistakes=mistakes)
 
 
 def check_split_frequencies(student_fn: Callable) -> None:

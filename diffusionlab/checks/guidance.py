@@ -22,16 +22,16 @@ def _dropout_rate(fn: Callable) -> Callable:
     The random draws may be made in any way, so what is compared is what must hold for every correct
     answer: a tensor of labels of the same shape, changed only to the null class, at the right rate.
     """
-    def run(y: torch.Tensor, p_uncond: float, seed: int) -> float:
-        out = fn(y, p_uncond, NULL_CLASS, torch.Generator().manual_seed(seed))  # y changed in place: compare says so
+    def run(y: torch.Tensor, p_uncond: float, null_class: int) -> float:
+        out = fn(y, p_uncond, null_class, torch.Generator().manual_seed(7))  # y changed in place: compare says so
         if not isinstance(out, torch.Tensor) or out.shape != y.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ExerciseError(f"Exercise 'drop_labels': return a tensor of labels shaped like y {tuple(y.shape)}, "
                                 f"got {got}")
         changed = out != y
-        if (out[changed] != NULL_CLASS).any():
+        if (out[changed] != null_class).any():
             raise ExerciseError(f"Exercise 'drop_labels' (p_uncond={p_uncond}): a label may only be replaced by the "
-                                f"null class {NULL_CLASS}, but some became {sorted(set(out[changed].tolist()) - {NULL_CLASS})[:5]}")
+                                f"null class {null_class}, but some became {sorted(set(out[changed].tolist()) - {null_class})[:5]}")
         return changed.float().mean().item()
 
     return run
@@ -45,20 +45,31 @@ def check_drop_labels(student_fn: Callable) -> None:
     def labels():
         return torch.randint(0, 10, (50_000,), generator=torch.Generator().manual_seed(1))
 
-    cases = [lambda p=p: (labels(), p, 7) for p in (0.0, 0.1, 0.5, 1.0)]
-    compare("drop_labels", _dropout_rate(student_fn), _dropout_rate(drop_labels), cases, atol=0.015, rtol=0.0)
+    cases = [lambda p=p: (labels(), p, NULL_CLASS) for p in (0.0, 0.1, 0.5, 1.0)]
+    compare("drop_labels", _dropout_rate(student_fn), _dropout_rate(drop_labels), cases, atol=0.015, rtol=0.0,
+            what="the fraction of labels replaced")
 
 
 def check_cfg_combine(student_fn: Callable) -> None:
     """Lesson 3. student_fn(eps_uncond, eps_cond, guidance_scale) -> the guided noise estimate."""
     cases = [lambda w=w: (seeded(1, 2, 1, 28, 28), seeded(2, 2, 1, 28, 28), w) for w in (0.0, 1.0, 3.5, 7.5)]
-    compare("cfg_combine", student_fn, cfg_combine, cases)
+    compare("cfg_combine", student_fn, cfg_combine, cases, mistakes=guidance_mistakes("eps"))
+
+
+def guidance_mistakes(name: str) -> dict[str, Callable]:
+    """The mistakes of classifier-free guidance on eps (lesson 3) or v (lesson 5), with their words."""
+    formula = f"{name}_uncond + w ({name}_cond - {name}_uncond)"
+    return {f"you have the two predictions swapped: the formula is {formula}": lambda u, c, w: c + w * (u - c),
+            f"you used Ho & Salimans' form (1 + w) {name}_cond - w {name}_uncond; in the course's convention w = 1 means "
+            f"no guidance: {formula}": lambda u, c, w: (1 + w) * c - w * u}
 
 
 def _random_cond_unet(seed: int = 0) -> UNet:
     """A tiny class-conditioned UNet with random weights everywhere (also in its last layer, which training
-    starts at zero), so that its predictions differ from label to label and every mistake shows."""
-    net = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=NULL_CLASS)).eval()
+    starts at zero), so that its predictions differ from label to label and every mistake shows. The notebook's
+    global RNG, which building the UNet draws from, is left as it was."""
+    with torch.random.fork_rng():
+        net = UNet(UNetConfig(channels=(8, 16), attention=(False, False), num_classes=NULL_CLASS)).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in net.parameters():

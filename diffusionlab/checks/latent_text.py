@@ -45,8 +45,9 @@ def check_cross_attention(student_fn: Callable) -> None:
 
     def case(B, N, M, dim, heads, context_dim, seed):
         def make():
-            torch.manual_seed(seed)
-            attn = Attention(dim, heads, context_dim).eval()
+            with torch.random.fork_rng():  # the layer's initial weights from `seed`; the notebook's RNG left alone
+                torch.manual_seed(seed)
+                attn = Attention(dim, heads, context_dim).eval()
             return attn, seeded(seed + 1, B, N, dim), seeded(seed + 2, B, M, context_dim)
         return make
 
@@ -62,12 +63,14 @@ def check_cross_attention(student_fn: Callable) -> None:
 
 
 def _text_unet(seed: int) -> UNet:
-    """A small untrained latent UNet with cross-attention, whose output layer is not the zero of a fresh UNet."""
-    torch.manual_seed(seed)
-    unet = UNet(UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16), attention=(False, True),
-                           context_dim=16, heads=2)).eval()
-    for p in unet.out.parameters():
-        torch.nn.init.normal_(p, std=0.3)
+    """A small untrained latent UNet with cross-attention, whose output layer is not the zero of a fresh UNet.
+    Its weights come from `seed`; the notebook's global RNG is left as it was."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet = UNet(UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(8, 16), attention=(False, True),
+                               context_dim=16, heads=2)).eval()
+        for p in unet.out.parameters():
+            torch.nn.init.normal_(p, std=0.3)
     return unet
 
 

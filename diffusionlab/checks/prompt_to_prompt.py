@@ -61,7 +61,8 @@ def check_lora_linear(student_fn: Callable) -> None:
     x (..., d_in)."""
 
     def reference(x, base, A, B, alpha):
-        layer = LoRALinear(base, rank=A.shape[0], alpha=alpha)
+        with torch.random.fork_rng():  # the layer draws an initial A (replaced below): the notebook's RNG left alone
+            layer = LoRALinear(base, rank=A.shape[0], alpha=alpha)
         with torch.no_grad():
             layer.A.copy_(A)
             layer.B.copy_(B)
@@ -69,8 +70,9 @@ def check_lora_linear(student_fn: Callable) -> None:
 
     def case(shape, d_out, r, alpha, bias, zero_B, seed):
         def make():
-            torch.manual_seed(seed)
-            base = nn.Linear(shape[-1], d_out, bias=bias)
+            with torch.random.fork_rng():  # the layer's weights from `seed`; the notebook's RNG left alone
+                torch.manual_seed(seed)
+                base = nn.Linear(shape[-1], d_out, bias=bias)
             B = torch.zeros(d_out, r) if zero_B else seeded(seed + 2, d_out, r)
             return seeded(seed, *shape), base, seeded(seed + 1, r, shape[-1]), B, alpha
         return make
