@@ -95,3 +95,14 @@ def test_sample_says_what_is_wrong_with_negative_labels_of_the_wrong_length():
     for negative in (8, [8], [5, 6, 7, 8]):  # one class for all, or one per image
         x = model.sample(4, [1, 2, 3, 4], negative_labels=negative, steps=1, progress=False)
         assert x.shape == (4, 1, 28, 28)
+
+
+def test_an_unknown_prediction_is_refused_when_the_eps_fn_is_made(model):
+    """The eps_fns checked `prediction` only at their first call, inside the sampling loop."""
+    from diffusionlab.guidance import text_guided_eps
+
+    schedule = NoiseSchedule(10)
+    with pytest.raises(ValueError, match="prediction .* must be one of"):
+        guided_eps(model, schedule, "epsilon")
+    with pytest.raises(ValueError, match="prediction .* must be one of"):
+        text_guided_eps(model, schedule, "score", torch.zeros(1, 2, 3), torch.zeros(1, 2, 3))
