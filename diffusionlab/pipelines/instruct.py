@@ -46,6 +46,7 @@ from ..captions import DIGIT_WORDS, WORDS, _article, words
 from ..editing.img2img import check_strength, sdedit_start
 from ..guidance import check_dual_scales, instruct_guided_eps
 from ..instructions import INSTRUCTION_VOCAB, read_instruction
+from ..losses import noised_batch, prediction_loss
 from ..models.instruct import P_DROP, add_image_channels, drop_conditions
 from ..models.text_encoder import TextEncoderConfig, Tokenizer
 from ..models.unet import UNetConfig
@@ -133,13 +134,10 @@ def instruct_loss(model: InstructModel, z0: torch.Tensor, image_latents: torch.T
                   prediction: str = "v") -> torch.Tensor:
     """Lesson 7's loss for the edited latents z0 (B, 4, 8, 8), given the input images' latents (B, 4, 8, 8) and
     the instructions, after conditioning dropout (`drop_conditions`: a zero latent, the empty instruction)."""
-    B = z0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), generator=generator, device=z0.device)
-    eps = torch.randn(z0.shape, generator=generator, device=z0.device)
-    zt = schedule.q_sample(z0, t, eps)
+    zt, t, eps = noised_batch(schedule, z0, generator)
     image_latents, instructions, _, _ = drop_conditions(image_latents, instructions, p_drop, generator)
     out = model(zt, t, image_latents, tokenizer.encode(instructions, z0.device))
-    return (out.float() - schedule.target(prediction, z0, t, eps)).pow(2).mean()
+    return prediction_loss(out, schedule, prediction, z0, t, eps)
 
 
 # ---------------------------------------------------------------- the pipeline
