@@ -56,7 +56,11 @@ def _per_image(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         _check_t(t)
     t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
     _check_t(t)
-    return t.reshape(-1, *([1] * (x.dim() - 1))) if t.dim() else t
+    if t.dim() == 0:
+        return t
+    if t.numel() not in (1, x.shape[0]):
+        raise ValueError(f"t must be one time or one per image: {x.shape[0]} images, got t of shape {tuple(t.shape)}")
+    return t.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 def interpolate(x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:

@@ -113,6 +113,8 @@ def instruct_guided_eps(unet, schedule: NoiseSchedule, prediction: str, image_la
 
 def drop_labels(y: torch.Tensor, p_uncond: float, null_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training-time condition dropout: replace each label by `null_class` with probability p_uncond."""
+    if not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond is the probability of dropping a label, from 0 to 1 (0.1 is usual), got {p_uncond!r}")
     drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond
     return torch.where(drop, torch.full_like(y, null_class), y)
 

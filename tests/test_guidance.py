@@ -106,3 +106,9 @@ def test_an_unknown_prediction_is_refused_when_the_eps_fn_is_made(model):
         guided_eps(model, schedule, "epsilon")
     with pytest.raises(ValueError, match="prediction .* must be one of"):
         text_guided_eps(model, schedule, "score", torch.zeros(1, 2, 3), torch.zeros(1, 2, 3))
+
+
+def test_drop_labels_refuses_a_probability_outside_0_1():
+    """p_uncond = 1.5 dropped every label without a word."""
+    with pytest.raises(ValueError, match="p_uncond"):
+        drop_labels(torch.tensor([1, 2, 3]), 1.5, 10)
