@@ -205,7 +205,8 @@ def edited_caption(kind: str, target: int, digit: int | None = None) -> str:
     return f"{_article(phrase)} {phrase}"
 
 
-def _as_list(texts, n: int, what: str) -> list[str]:
+def _one_or_each(texts, n: int, what: str) -> list[str]:
+    """One text for all n images, or exactly one per image (unlike `latent.sample`'s prompts, not cycled)."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     if len(texts) not in (1, n):
         raise ValueError(f"give one {what} for all {n} images or one per image, got {len(texts)}")
@@ -299,8 +300,8 @@ class InstructPix2Pix:
         """
         x = as_images(images).to(self.device)
         n = len(x)
-        instructions = _as_list(instruction, n, "instruction")
-        negatives = _as_list(negative_prompt, n, "negative prompt") if negative_prompt is not None else None
+        instructions = _one_or_each(instruction, n, "instruction")
+        negatives = _one_or_each(negative_prompt, n, "negative prompt") if negative_prompt is not None else None
         sampler = check_variant(variant, sampler)
         check_steps(steps)
         if steps > self.schedule.T:
@@ -314,7 +315,7 @@ class InstructPix2Pix:
         self.vae.eval()
         z_I = self.vae.encode_latents(x).float()  # (N, 4, 8, 8), scaled
         if variant == "img2img":
-            captions = self.edited_captions(x, instructions) if caption is None else _as_list(caption, n, "caption")
+            captions = self.edited_captions(x, instructions) if caption is None else _one_or_each(caption, n, "caption")
             eps_fn = self.text_model().eps_fn(captions, text_guidance, negatives)  # raises naming unknown words
         elif VARIANTS[variant][1]:
             eps_fn = self.eps_fn(z_I, instructions, text_guidance, image_guidance, negatives)

@@ -162,7 +162,8 @@ def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
     return torch.Generator().manual_seed(seed)
 
 
-def _as_list(prompts, n: int | None, what: str) -> list[str]:
+def _cycle_over(prompts, n: int | None, what: str) -> list[str]:
+    """A caption or a list of them, cycled over n images (n=None: one image per caption)."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError(f"give at least one {what}")
@@ -235,8 +236,8 @@ class LatentDiffusion:
         Images are made `batch_size` at a time; with return_latents, returns (images, latents (N, 4, 8, 8)).
         callback: called after every sampling step, as `sample_latents` says.
         """
-        prompts = _as_list(prompts, n, "prompt")
-        negatives = _as_list(negative_prompts, len(prompts), "negative prompt") if negative_prompts is not None else None
+        prompts = _cycle_over(prompts, n, "prompt")
+        negatives = _cycle_over(negative_prompts, len(prompts), "negative prompt") if negative_prompts is not None else None
         self.model.eval()
         self.vae.eval()
         if sampler not in SAMPLERS:
