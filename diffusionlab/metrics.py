@@ -162,7 +162,10 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 
 
 def diversity(images: torch.Tensor) -> float:
-    """Mean pixel standard deviation across a set of images: 0 when every image is the same."""
+    """Mean pixel standard deviation across a set of images (N, C, H, W), N >= 2: 0 when every image is the same."""
+    if images.dim() != 4 or len(images) < 2:
+        raise ValueError(f"diversity compares images with each other: give a set (N, C, H, W) of at least 2, "
+                         f"got shape {tuple(images.shape)}")
     return images.std(dim=0).mean().item()
 
 

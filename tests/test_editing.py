@@ -294,3 +294,10 @@ def test_renoise_refuses_to_go_down():
     with pytest.raises(ValueError, match="t_from < t_to"):
         editing.renoise(SCHEDULE, torch.zeros(1, 1, 4, 4), 5, 3)
     assert torch.isfinite(editing.renoise(SCHEDULE, torch.zeros(1, 1, 4, 4), -1, 3)).all()  # from the clean image
+
+
+def test_a_centre_box_larger_than_the_image_is_refused():
+    """box=30 on a 28-pixel mask started the slice at -1 and painted a single pixel."""
+    with pytest.raises(ValueError, match="from 1 to size=28"):
+        editing.make_mask("center", 28, box=30)
+    assert editing.make_mask("center", 28, box=28).sum() == 28 * 28

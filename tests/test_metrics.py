@@ -69,3 +69,12 @@ def test_bad_shapes_are_refused_instead_of_broadcast():
         frechet_distance(torch.randn(1, 4), torch.randn(10, 4))
     with pytest.raises(ValueError, match="same D"):
         frechet_distance(torch.randn(10, 4), torch.randn(10, 5))
+
+
+def test_diversity_needs_a_set():
+    """One image gave NaN (the standard deviation of one value) with only a warning."""
+    import pytest
+
+    with pytest.raises(ValueError, match="at least 2"):
+        diversity(torch.zeros(1, 1, 28, 28))
+    assert diversity(torch.zeros(3, 1, 28, 28)) == 0

@@ -41,6 +41,8 @@ MASKS = ("top", "bottom", "left", "right", "center", "none", "all")
 def make_mask(kind: str, size: int = 28, box: int = 14) -> torch.Tensor:
     """A (1, 1, size, size) mask with 1 where the model paints: the "top" half, "bottom" half, "left" or
     "right" half, a `box`-pixel square in the "center", "none" (keep all) or "all" (paint all)."""
+    if kind == "center" and not (isinstance(box, int) and 1 <= box <= size):
+        raise ValueError(f"box is the side of the centre square in pixels, from 1 to size={size}, got {box!r}")
     m = torch.zeros(1, 1, size, size)
     half, lo = size // 2, (size - box) // 2
     if kind == "top":
