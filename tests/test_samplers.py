@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusionlab.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample, step
+from diffusionlab.samplers import SAMPLERS, ddim_invert, ddim_step, ddim_timesteps, ddpm_step, sample, step
 from diffusionlab.schedules import NoiseSchedule
 
 diffusers = pytest.importorskip("diffusers")
@@ -247,3 +247,19 @@ def test_ddpm_refuses_an_eta_instead_of_ignoring_it(eta):
     with pytest.raises(ValueError, match="eta is a DDIM setting"):
         step("ddpm", NoiseSchedule(1000), eps, 10, 5, xt, eta=eta)
     sample(lambda x, t: 0 * x, (1, 1, 8, 8), s, sampler="ddpm", steps=2, progress=False)  # no eta: fine
+
+
+def test_an_eps_of_another_shape_is_refused_not_broadcast():
+    """An eps_fn answering (B, 1, H, W) for 4-channel latents (or one row for the batch) broadcast against x_t
+    and gave a wrong sample without an error."""
+    s = NoiseSchedule(10)
+    xt = torch.randn(2, 4, 4, 4)
+    for eps in (torch.randn(2, 1, 4, 4), torch.randn(1, 4, 4, 4)):
+        for step in (ddim_step, ddpm_step):
+            with pytest.raises(ValueError, match=r"eps must have the shape of x_t \(2, 4, 4, 4\)"):
+                step(s, eps, 5, 3, xt)
+    wrong = lambda x, t: torch.zeros(x.shape[0], 1, 4, 4)  # noqa: E731
+    with pytest.raises(ValueError, match="eps must have the shape"):
+        sample(wrong, (2, 4, 4, 4), s, steps=3, progress=False)
+    with pytest.raises(ValueError, match="eps must have the shape"):
+        ddim_invert(wrong, torch.zeros(2, 4, 4, 4), s, steps=3)
