@@ -19,7 +19,7 @@ import math
 import torch
 
 from . import samplers
-from .schedules import PREDICTIONS, NoiseSchedule
+from .schedules import PREDICTIONS, NoiseSchedule, compute_dtype
 
 MAX_GUIDANCE = 20.0
 
@@ -44,10 +44,11 @@ def check_prediction(prediction: str) -> str:
 
 def output_to_eps(schedule: NoiseSchedule, prediction: str, out: torch.Tensor, xt: torch.Tensor,
                   t: torch.Tensor) -> torch.Tensor:
-    """The network's output (B, C, H, W) read as eps, in float32 at least: under mixed precision the network
-    answers in bf16/fp16 and the samplers work in float32. An x0- or v-prediction is converted through eq. 4
-    (`NoiseSchedule.to_x0_eps`); every eps_fn below calls this, so the samplers only ever see eps."""
-    out = out.float()
+    """The network's output (B, C, H, W) read as eps, in the samplers' precision (`compute_dtype(xt)`: float32,
+    float64 for a float64 x_t): under mixed precision the network answers in bf16/fp16. An x0- or v-prediction is
+    converted through eq. 4 (`NoiseSchedule.to_x0_eps`); every eps_fn below calls this, so the samplers only
+    ever see eps."""
+    out = out.to(compute_dtype(xt))
     return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
 
 
