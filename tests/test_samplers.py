@@ -255,10 +255,13 @@ def test_an_eps_of_another_shape_is_refused_not_broadcast():
     s = NoiseSchedule(10)
     xt = torch.randn(2, 4, 4, 4)
     for eps in (torch.randn(2, 1, 4, 4), torch.randn(1, 4, 4, 4)):
-        for step in (ddim_step, ddpm_step):
+        for one_step in (ddim_step, ddpm_step):
             with pytest.raises(ValueError, match=r"eps must have the shape of x_t \(2, 4, 4, 4\)"):
-                step(s, eps, 5, 3, xt)
-    wrong = lambda x, t: torch.zeros(x.shape[0], 1, 4, 4)  # noqa: E731
+                one_step(s, eps, 5, 3, xt)
+
+    def wrong(x, t):  # one channel for 4-channel latents
+        return torch.zeros(x.shape[0], 1, 4, 4)
+
     with pytest.raises(ValueError, match="eps must have the shape"):
         sample(wrong, (2, 4, 4, 4), s, steps=3, progress=False)
     with pytest.raises(ValueError, match="eps must have the shape"):
