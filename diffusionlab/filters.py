@@ -34,6 +34,9 @@ def gaussian_blur(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """
     if x.dim() != 4:
         raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():  # the weights (< 1) cast to an integer dtype are all 0: a black image
+        raise ValueError(f"x must be a float tensor, got {x.dtype}: convert it first (x.float(), or images / 127.5 - 1 "
+                         "for 0..255 pixels)")
     k = gaussian_kernel1d(sigma_px).to(device=x.device, dtype=x.dtype)
     r = len(k) // 2
     if r == 0:

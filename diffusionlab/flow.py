@@ -15,6 +15,8 @@ noise, and sampling runs from t = 1 down to t = 0.
 
 CS180 (project 5B) and Lipman et al. run time the other way: their t = 0 is noise and t = 1 is data, with
 x_t = (1 - t) eps + t x0 and velocity x0 - eps. Their t is our 1 - t, and their velocity is minus ours.
+(Lipman et al.'s path, x_t = (1 - (1 - sigma_min) t) eps + t x0, keeps a little noise sigma_min at the data end;
+here sigma_min = 0, which is rectified flow's path.)
 
 The same network read three ways: from x_t and v one gets x0_hat = x_t - t v and eps_hat = x_t + (1 - t) v,
 so a velocity model is also an eps- or x0-predictor. The Euler step written with them is
@@ -56,7 +58,11 @@ def _per_image(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         _check_t(t)
     t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
     _check_t(t)
-    return t.reshape(-1, *([1] * (x.dim() - 1))) if t.dim() else t
+    if t.dim() == 0:
+        return t
+    if t.numel() not in (1, x.shape[0]):
+        raise ValueError(f"t must be one time or one per image: {x.shape[0]} images, got t of shape {tuple(t.shape)}")
+    return t.reshape(-1, *([1] * (x.dim() - 1)))
 
 
 def interpolate(x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:

@@ -19,7 +19,7 @@ import math
 import torch
 
 from . import samplers
-from .schedules import NoiseSchedule
+from .schedules import PREDICTIONS, NoiseSchedule, compute_dtype
 
 MAX_GUIDANCE = 20.0
 
@@ -34,6 +34,22 @@ def check_guidance_scale(guidance_scale: float) -> float:
 def cfg_combine(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, guidance_scale: float) -> torch.Tensor:
     """eps_uncond + w (eps_cond - eps_uncond)."""
     return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
+
+
+def check_prediction(prediction: str) -> str:
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction (what the network outputs) must be one of {PREDICTIONS}, got {prediction!r}")
+    return prediction
+
+
+def output_to_eps(schedule: NoiseSchedule, prediction: str, out: torch.Tensor, xt: torch.Tensor,
+                  t: torch.Tensor) -> torch.Tensor:
+    """The network's output (B, C, H, W) read as eps, in the samplers' precision (`compute_dtype(xt)`: float32,
+    float64 for a float64 x_t): under mixed precision the network answers in bf16/fp16. An x0- or v-prediction is
+    converted through eq. 4 (`NoiseSchedule.to_x0_eps`); every eps_fn below calls this, so the samplers only
+    ever see eps."""
+    out = out.to(compute_dtype(xt))
+    return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
 
 
 def check_dual_scales(image_scale: float, text_scale: float) -> tuple[float, float]:
@@ -77,23 +93,20 @@ def instruct_guided_eps(unet, schedule: NoiseSchedule, prediction: str, image_la
     With s_I = s_T = 1 only the third row is computed.
     """
     check_dual_scales(image_scale, text_scale)
+    check_prediction(prediction)
     if context.shape != uncond_context.shape or context.shape[0] != image_latent.shape[0]:
         raise ValueError(f"image_latent {tuple(image_latent.shape)}, context {tuple(context.shape)} and "
                          f"uncond_context {tuple(uncond_context.shape)} need one row per image, and the two "
                          "contexts the same shape")
 
-    def output_to_eps(out, xt, t):
-        out = out.float()
-        return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
-
     def eps_fn(zt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         c_I = image_latent.to(zt.dtype)
         if image_scale == 1.0 and text_scale == 1.0:
-            return output_to_eps(unet(torch.cat([zt, c_I], 1), t, context=context), zt, t)
+            return output_to_eps(schedule, prediction, unet(torch.cat([zt, c_I], 1), t, context=context), zt, t)
         z3, t3 = torch.cat([zt, zt, zt]), torch.cat([t, t, t])
         images = torch.cat([torch.zeros_like(c_I), c_I, c_I])  # (3B, C_I, h, w)
         out = unet(torch.cat([z3, images], 1), t3, context=torch.cat([uncond_context, uncond_context, context]))
-        eps_uncond, eps_image, eps_full = output_to_eps(out, z3, t3).chunk(3)
+        eps_uncond, eps_image, eps_full = output_to_eps(schedule, prediction, out, z3, t3).chunk(3)
         return dual_cfg_combine(eps_uncond, eps_image, eps_full, image_scale, text_scale)
 
     return eps_fn
@@ -101,6 +114,8 @@ def instruct_guided_eps(unet, schedule: NoiseSchedule, prediction: str, image_la
 
 def drop_labels(y: torch.Tensor, p_uncond: float, null_class: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Training-time condition dropout: replace each label by `null_class` with probability p_uncond."""
+    if not isinstance(p_uncond, (int, float)) or not 0 <= p_uncond <= 1:
+        raise ValueError(f"p_uncond is the probability of dropping a label, from 0 to 1 (0.1 is usual), got {p_uncond!r}")
     drop = torch.rand(y.shape, generator=generator, device=y.device) < p_uncond
     return torch.where(drop, torch.full_like(y, null_class), y)
 
@@ -116,25 +131,23 @@ def guided_eps(model, schedule: NoiseSchedule, prediction: str = "eps", y: torch
                     eps_neg + w (eps_uncond - eps_neg)
     """
     check_guidance_scale(guidance_scale)
+    check_prediction(prediction)
     num_classes = getattr(model.config, "num_classes", None)
     if (y is not None or negative_y is not None) and not num_classes:
         raise ValueError("this model is not class-conditioned: sample it without y or negative_y")
 
-    def output_to_eps(out, xt, t):
-        out = out.float()  # under mixed precision the network answers in bf16/fp16; the sampler works in fp32
-        return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
-
     def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if not num_classes:
-            return output_to_eps(model(xt, t), xt, t)
+            return output_to_eps(schedule, prediction, model(xt, t), xt, t)
         null = torch.full((xt.shape[0],), num_classes, device=xt.device, dtype=torch.long)
         positive = y if y is not None else null
         if guidance_scale == 1.0 or (y is None and negative_y is None):
-            return output_to_eps(model(xt, t, positive), xt, t)
+            return output_to_eps(schedule, prediction, model(xt, t, positive), xt, t)
         negative = negative_y if negative_y is not None else null
         # one batched forward pass for both predictions: (2B, C, H, W)
-        out = model(torch.cat([xt, xt]), torch.cat([t, t]), torch.cat([negative, positive]))
-        eps_negative, eps_positive = output_to_eps(out, torch.cat([xt, xt]), torch.cat([t, t])).chunk(2)
+        x2, t2 = torch.cat([xt, xt]), torch.cat([t, t])
+        out = model(x2, t2, torch.cat([negative, positive]))
+        eps_negative, eps_positive = output_to_eps(schedule, prediction, out, x2, t2).chunk(2)
         return cfg_combine(eps_negative, eps_positive, guidance_scale)
 
     return eps_fn
@@ -187,22 +200,20 @@ def text_guided_eps(unet, schedule: NoiseSchedule, prediction: str, context: tor
                        Diffusion Models": guidance at the highest noise levels costs the most diversity.
     """
     check_guidance_scale(guidance_scale)
+    check_prediction(prediction)
     interval = check_guidance_interval(guidance_interval, schedule.T)
     if context.shape != uncond_context.shape:
         raise ValueError(f"context {tuple(context.shape)} and uncond_context {tuple(uncond_context.shape)} must "
                          "have the same shape: one prompt and one negative (or empty) prompt per image")
 
-    def output_to_eps(out, xt, t):
-        out = out.float()
-        return out if prediction == "eps" else schedule.to_x0_eps(prediction, out, xt, t)[1]
-
     def eps_fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         inside = torch.ones_like(t, dtype=torch.bool) if interval is None else (t >= interval[0]) & (t < interval[1])
         if guidance_scale == 1.0 or not inside.any():
-            return output_to_eps(unet(xt, t, context=context), xt, t)
+            return output_to_eps(schedule, prediction, unet(xt, t, context=context), xt, t)
         # one batched forward pass for both predictions: (2B, C, H, W)
         x2, t2 = torch.cat([xt, xt]), torch.cat([t, t])
-        eps_uncond, eps_cond = output_to_eps(unet(x2, t2, context=torch.cat([uncond_context, context])), x2, t2).chunk(2)
+        out = unet(x2, t2, context=torch.cat([uncond_context, context]))
+        eps_uncond, eps_cond = output_to_eps(schedule, prediction, out, x2, t2).chunk(2)
         guided = cfg_combine(eps_uncond, eps_cond, guidance_scale)
         return guided if inside.all() else torch.where(inside.view(-1, 1, 1, 1), guided, eps_cond)
 

@@ -116,9 +116,19 @@ def probabilities(classifier: Classifier, images: torch.Tensor, batch_size: int 
                       for i in range(0, len(images), batch_size)])
 
 
+def _check_labels(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """labels as (N,) on the CPU: an (N, 1) column would broadcast against the (N,) readings into an (N, N) table."""
+    labels = torch.as_tensor(labels).cpu()
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), one class per image, got {tuple(labels.shape)}"
+                         + (": flatten them with labels.reshape(-1)" if labels.numel() == n else ""))
+    return labels
+
+
 def accuracy(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of images the classifier reads as the given label."""
-    return (predict(classifier, images)[0] == labels.cpu()).float().mean().item()
+    """Fraction of images (N, 1, 28, 28) the classifier reads as the given labels (N,)."""
+    labels = _check_labels(labels, len(images))
+    return (predict(classifier, images)[0] == labels).float().mean().item()
 
 
 def edit_distances(classifier: Classifier, source: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
@@ -136,7 +146,13 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     """d^2 between Gaussians fitted to two sets of features (N, D) (the FID formula)."""
     from scipy import linalg
 
-    a, b = feats_a.double().numpy(), feats_b.double().numpy()
+    if feats_a.dim() != 2 or feats_b.dim() != 2 or feats_a.shape[1] != feats_b.shape[1]:
+        raise ValueError(f"features must be (N, D) and (M, D) with the same D, got {tuple(feats_a.shape)} and "
+                         f"{tuple(feats_b.shape)}")
+    if min(len(feats_a), len(feats_b)) < 2:
+        raise ValueError(f"a covariance needs at least 2 feature vectors per set, got {len(feats_a)} and "
+                         f"{len(feats_b)} (FD is meaningful for hundreds or thousands of images)")
+    a, b = feats_a.double().cpu().numpy(), feats_b.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     with warnings.catch_warnings():  # the product of two covariances is often near-singular: harmless here
@@ -146,7 +162,10 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 
 
 def diversity(images: torch.Tensor) -> float:
-    """Mean pixel standard deviation across a set of images: 0 when every image is the same."""
+    """Mean pixel standard deviation across a set of images (N, C, H, W), N >= 2: 0 when every image is the same."""
+    if images.dim() != 4 or len(images) < 2:
+        raise ValueError(f"diversity compares images with each other: give a set (N, C, H, W) of at least 2, "
+                         f"got shape {tuple(images.shape)}")
     return images.std(dim=0).mean().item()
 
 
@@ -162,7 +181,7 @@ class SampleScorer:
         pred, feats = predict(self.classifier, images)
         out = {"fd": frechet_distance(feats, self.ref_feats)}
         if labels is not None:
-            out["accuracy"] = (pred == labels.cpu()).float().mean().item()
+            out["accuracy"] = (pred == _check_labels(labels, len(images))).float().mean().item()
         return out
 
     def floor(self, n: int) -> float:

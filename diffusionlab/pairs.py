@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from .captions import ATTRIBUTES, attributes, sides, thresholds, words
 from .editing.prompt_to_prompt import Chain, InjectSelf, ReplaceCross, controlled
-from .guidance import cfg_combine
+from .guidance import text_guided_eps
 from .instructions import KINDS, Triplet, make_triplet, random_triplets
 from .metrics import Classifier
 from .samplers import sample
@@ -299,15 +299,11 @@ def sample_pair(pipe: TextToImage, triplets: list[Triplet], p: float, steps: int
     uncond = pipe.encode_prompts([""] * (2 * n))
     z = torch.randn((n, *pipe.latent_shape), generator=generator).to(device)  # one noise for both prompts
 
-    def eps_fn(zt, t):  # the batch [uncond(source), uncond(edited), source, edited], n rows each
-        out = pipe.unet(torch.cat([zt, zt]), torch.cat([t, t]), context=torch.cat([uncond, context])).float()
-        if pipe.prediction != "eps":
-            out = pipe.schedule.to_x0_eps(pipe.prediction, out, torch.cat([zt, zt]), torch.cat([t, t]))[1]
-        eps_uncond, eps_cond = out.chunk(2)
-        return cfg_combine(eps_uncond, eps_cond, guidance_scale)
-
+    # the UNet's batch: [uncond(source), uncond(edited), source, edited], n rows each ([source, edited] at scale 1)
+    eps_fn = text_guided_eps(pipe.unet, pipe.schedule, pipe.prediction, context, uncond, guidance_scale)
+    guided = guidance_scale != 1.0  # text_guided_eps runs the unconditional rows only when it guides
     cross = p if cross_fraction is None else cross_fraction
-    hook = Chain(InjectSelf(steps, p), ReplaceCross(steps, cross))
+    hook = Chain(InjectSelf(steps, p, guided), ReplaceCross(steps, cross, guided))
     with controlled(pipe.unet, hook):
         z0 = sample(eps_fn, None, pipe.schedule, "ddim", steps, xT=torch.cat([z, z]), progress=False, clip=None)
     return pipe.decode(z0).chunk(2)

@@ -84,7 +84,11 @@ def _check_step(schedule: NoiseSchedule, t: int, t_prev: int, generator, noise) 
 
 
 def _as_compute(xt: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x_t and eps in the samplers' precision (float32, or float64 if x_t is float64)."""
+    """x_t and eps in the samplers' precision (float32, or float64 if x_t is float64). eps must have x_t's shape:
+    an eps of another shape, such as (B, 1, H, W) for 4-channel latents, would broadcast into a wrong sample."""
+    if eps.shape != xt.shape:
+        raise ValueError(f"eps must have the shape of x_t {tuple(xt.shape)}, got {tuple(eps.shape)}: the eps_fn must "
+                         "answer one noise estimate per image, with the image's channels")
     dtype = compute_dtype(xt)
     return xt.to(dtype), eps.to(dtype)
 
@@ -274,7 +278,8 @@ def ddim_invert(
         # 1. names from the paper: alpha_bar where we are (t_prev) and where we go (t)
         ab_prev, ab_t = _alpha_bar(schedule, t_prev), _alpha_bar(schedule, t)
         # 2. the model's noise estimate, at the current point but with the label of the next timestep
-        eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)).to(x.dtype)
+        eps = eps_fn(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long))
+        eps = _as_compute(x, eps)[1]  # checks the shape
         # 3. eq. 12 (eta = 0) solved the other way round
         x0_hat = x0_from_eps(x, eps, ab_prev)
         x = math.sqrt(ab_t) * x0_hat + math.sqrt(1 - ab_t) * eps

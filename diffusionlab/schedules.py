@@ -67,10 +67,27 @@ def eps_from_x0(xt: torch.Tensor, x0: torch.Tensor, alpha_bar) -> torch.Tensor:
     return (xt - alpha_bar**0.5 * x0) / (1 - alpha_bar) ** 0.5
 
 
+def _timesteps(t, T: int) -> torch.Tensor:
+    """t as a flat long tensor of whole timesteps in 0..T-1; a clear error for anything else."""
+    t = torch.as_tensor(t)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"timesteps t are whole numbers 0..{T - 1} here, got a {t.dtype} tensor; a float t would "
+                         "be truncated (0.7 -> 0). Continuous t in [0, 1] is flow matching's time (flow.py), not a "
+                         "NoiseSchedule's: pass integer steps, e.g. torch.randint(0, T, (B,))")
+    t = t.reshape(-1)
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= T):
+        raise ValueError(f"timestep out of range: got t in [{int(t.min())}, {int(t.max())}], valid is 0..{T - 1}")
+    return t.long()
+
+
 def _gather(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """values[t] shaped (B, 1, 1, 1) to broadcast against an image batch `like`, in `compute_dtype(like)`."""
-    t = torch.as_tensor(t, device=values.device).long().reshape(-1)
-    out = values[t].to(device=like.device, dtype=compute_dtype(like))
+    """values[t] shaped (B, 1, 1, 1) to broadcast against an image batch `like`, in `compute_dtype(like)`.
+    t: one timestep, or (B,) timesteps, one per image of `like`."""
+    t = _timesteps(t, len(values))
+    if t.numel() not in (1, like.shape[0]):
+        raise ValueError(f"t must hold one timestep or one per image: {like.shape[0]} images, got "
+                         f"{t.numel()} timesteps")
+    out = values[t.to(values.device)].to(device=like.device, dtype=compute_dtype(like))
     return out.view(-1, *([1] * (like.dim() - 1)))
 
 
@@ -102,9 +119,8 @@ class NoiseSchedule:
         return self.alpha_bar[t] if t >= 0 else torch.tensor(1.0, dtype=self.alpha_bar.dtype)
 
     def check_t(self, t: torch.Tensor) -> None:
-        t = torch.as_tensor(t)
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
-            raise ValueError(f"timestep out of range: got t in [{int(t.min())}, {int(t.max())}], valid is 0..{self.T - 1}")
+        """Refuse timesteps that are not whole numbers in 0..T-1 (a ValueError that says why)."""
+        _timesteps(t, self.T)
 
     def snr(self) -> torch.Tensor:
         """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) for every t."""
@@ -117,8 +133,7 @@ class NoiseSchedule:
         """
         if x0.shape != eps.shape:
             raise ValueError(f"x0 and eps must have the same shape, got {tuple(x0.shape)} and {tuple(eps.shape)}")
-        self.check_t(t)
-        a = _gather(self.alpha_bar, t, x0)
+        a = _gather(self.alpha_bar, t, x0)  # checks t: whole timesteps in 0..T-1, one or one per image
         return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
     def v_target(self, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:

@@ -84,3 +84,14 @@ def test_a_hook_returning_a_wrong_shape_is_refused():
     attn.hook = lambda probs, module: probs[..., :1]
     with pytest.raises(ValueError, match="shape"):
         attn(torch.randn(1, 4, 8))
+
+
+def test_context_of_the_wrong_shape_says_what_is_expected():
+    """Text tokens of the wrong width or batch failed inside torch ("mat1 and mat2 shapes cannot be multiplied",
+    "shape '[2, 5, 4, 4]' is invalid for input of size 80")."""
+    attn = Attention(16, 4, context_dim=12)
+    x = torch.randn(2, 9, 16)
+    for bad in (torch.randn(2, 5, 10), torch.randn(1, 5, 12), torch.randn(5, 12)):
+        with pytest.raises(ValueError, match=r"needs context \(B=2, L, 12\)"):
+            attn(x, bad)
+    assert attn(x, torch.randn(2, 5, 12)).shape == (2, 9, 16)

@@ -287,3 +287,17 @@ def test_seen_from_afar_keeps_the_size_and_removes_the_fine_strokes():
     fine = lambda im: (im[..., 1:, :] - im[..., :-1, :]).abs().mean()  # noqa: E731 (pixel-to-pixel change)
     assert fine(far) < 0.2 * fine(x)
     assert torch.allclose(far, editing.split_frequencies(x, editing.FAR_SIGMA_PX)[0])
+
+
+def test_renoise_refuses_to_go_down():
+    """renoise(x, 5, 3) took sqrt(1 - a) with a = alpha_bar_3 / alpha_bar_5 > 1 and returned NaN without a word."""
+    with pytest.raises(ValueError, match="t_from < t_to"):
+        editing.renoise(SCHEDULE, torch.zeros(1, 1, 4, 4), 5, 3)
+    assert torch.isfinite(editing.renoise(SCHEDULE, torch.zeros(1, 1, 4, 4), -1, 3)).all()  # from the clean image
+
+
+def test_a_centre_box_larger_than_the_image_is_refused():
+    """box=30 on a 28-pixel mask started the slice at -1 and painted a single pixel."""
+    with pytest.raises(ValueError, match="from 1 to size=28"):
+        editing.make_mask("center", 28, box=30)
+    assert editing.make_mask("center", 28, box=28).sum() == 28 * 28

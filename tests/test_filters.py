@@ -39,3 +39,11 @@ def test_blur_bad_input():
         gaussian_blur(torch.zeros(28, 28), 1.0)
     with pytest.raises(ValueError, match="too large"):
         gaussian_blur(torch.zeros(1, 1, 28, 28), 10.0)
+
+
+def test_integer_images_are_refused_not_blurred_to_black():
+    """The Gaussian weights (all < 1) cast to uint8 or long are 0: a 0..255 image came back all zeros."""
+    with pytest.raises(ValueError, match="float tensor"):
+        gaussian_blur(torch.full((1, 1, 28, 28), 200, dtype=torch.uint8), 1.0)
+    with pytest.raises(ValueError, match="float tensor"):
+        gaussian_blur(torch.full((1, 1, 28, 28), 2), 1.0)

@@ -254,3 +254,11 @@ def test_the_exact_velocity_of_a_mixture_carries_noise_to_its_modes():
     # the mean of the modes
     one = flow.sample(v, x1=x1, steps=1)
     assert torch.allclose(one, means.mean(0).expand_as(one), atol=1e-5)
+
+
+def test_a_time_per_image_must_match_the_batch():
+    """A t of the wrong length failed in broadcasting ("The size of tensor a (3) must match ...")."""
+    x0, eps = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    with pytest.raises(ValueError, match="one per image: 2 images"):
+        flow.interpolate(x0, eps, torch.tensor([0.5, 0.2, 0.1]))
+    assert torch.equal(flow.interpolate(x0, eps, torch.tensor([0.25])), flow.interpolate(x0, eps, 0.25))

@@ -95,3 +95,35 @@ def test_sample_says_what_is_wrong_with_negative_labels_of_the_wrong_length():
     for negative in (8, [8], [5, 6, 7, 8]):  # one class for all, or one per image
         x = model.sample(4, [1, 2, 3, 4], negative_labels=negative, steps=1, progress=False)
         assert x.shape == (4, 1, 28, 28)
+
+
+def test_an_unknown_prediction_is_refused_when_the_eps_fn_is_made(model):
+    """The eps_fns checked `prediction` only at their first call, inside the sampling loop."""
+    from diffusionlab.guidance import text_guided_eps
+
+    schedule = NoiseSchedule(10)
+    with pytest.raises(ValueError, match="prediction .* must be one of"):
+        guided_eps(model, schedule, "epsilon")
+    with pytest.raises(ValueError, match="prediction .* must be one of"):
+        text_guided_eps(model, schedule, "score", torch.zeros(1, 2, 3), torch.zeros(1, 2, 3))
+
+
+def test_drop_labels_refuses_a_probability_outside_0_1():
+    """p_uncond = 1.5 dropped every label without a word."""
+    with pytest.raises(ValueError, match="p_uncond"):
+        drop_labels(torch.tensor([1, 2, 3]), 1.5, 10)
+
+
+def test_output_to_eps_keeps_float64():
+    """out.float() rounded a float64 network's answer to float32 (an error of 1e-7 in eps) although the samplers
+    compute in float64 for float64 inputs; bf16 answers still come back in float32."""
+    from diffusionlab.guidance import output_to_eps
+
+    s = NoiseSchedule(1000)
+    g = torch.Generator().manual_seed(0)
+    xt, v = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64), torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
+    a = s.alpha_bar[19]
+    eps = output_to_eps(s, "v", v, xt, torch.tensor([19, 19]))
+    assert eps.dtype == torch.float64
+    torch.testing.assert_close(eps, (1 - a).sqrt() * xt + a.sqrt() * v, atol=1e-14, rtol=0)
+    assert output_to_eps(s, "eps", v.bfloat16(), xt.float(), torch.tensor([19, 19])).dtype == torch.float32

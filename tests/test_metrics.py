@@ -48,3 +48,33 @@ def test_probabilities_are_the_softmax_of_the_classifier_and_agree_with_predict(
     with torch.no_grad():
         torch.testing.assert_close(p, clf(x).softmax(1))
     assert torch.equal(p.argmax(1), predict(clf, x)[0])
+
+
+def test_bad_shapes_are_refused_instead_of_broadcast():
+    """Labels (N, 1) broadcast against the (N,) readings into an (N, N) table whose mean is not an accuracy; one
+    feature vector gave scipy's "Internal error in scipy.linalg.sqrtm"."""
+    import pytest
+
+    from diffusionlab.metrics import accuracy
+
+    classifier = Classifier().eval()
+    images = torch.rand(6, 1, 28, 28) * 2 - 1
+    labels = torch.arange(6)
+    with pytest.raises(ValueError, match=r"shape \(6,\).*reshape\(-1\)"):
+        accuracy(classifier, images, labels[:, None])
+    with pytest.raises(ValueError, match=r"shape \(6,\)"):
+        accuracy(classifier, images, labels[:5])
+    assert 0 <= accuracy(classifier, images, labels) <= 1
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(torch.randn(1, 4), torch.randn(10, 4))
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(torch.randn(10, 4), torch.randn(10, 5))
+
+
+def test_diversity_needs_a_set():
+    """One image gave NaN (the standard deviation of one value) with only a warning."""
+    import pytest
+
+    with pytest.raises(ValueError, match="at least 2"):
+        diversity(torch.zeros(1, 1, 28, 28))
+    assert diversity(torch.zeros(3, 1, 28, 28)) == 0

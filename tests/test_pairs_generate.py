@@ -104,3 +104,38 @@ def test_generate_pairs_checks_its_arguments(pipe):
         generate_pairs(pipe, 2)
     with pytest.raises(ValueError, match="p_range"):
         generate_pairs(pipe, 2, score_fn=fake_scores, p_range=(0.5, 0.2))
+
+
+def test_sample_pair_runs_the_course_guidance_and_checks_its_scale(pipe):
+    """sample_pair's eps_fn was text_guided_eps written out again by hand, without its checks: a guidance scale out
+    of range was used as given. It now calls text_guided_eps; at the scales the course uses the images are the
+    hand-written ones to the bit, and at scale 1 the controllers act on the unguided [source, edited] batch."""
+    from diffusionlab.editing.prompt_to_prompt import Chain, InjectSelf, ReplaceCross, controlled
+    from diffusionlab.guidance import cfg_combine
+    from diffusionlab.samplers import sample
+
+    triplets = random_triplets(2, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sample_pair(pipe, triplets, 0.5, steps=3, guidance_scale=25.0)
+    src, ed = sample_pair(pipe, triplets, 0.5, steps=3, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+    # the hand-written version it replaced
+    n = len(triplets)
+    context = pipe.encode_prompts([t.caption for t in triplets] + [t.edited_caption for t in triplets])
+    uncond = pipe.encode_prompts([""] * (2 * n))
+    z = torch.randn((n, *pipe.latent_shape), generator=torch.Generator().manual_seed(0))
+
+    def eps_fn(zt, t):
+        out = pipe.unet(torch.cat([zt, zt]), torch.cat([t, t]), context=torch.cat([uncond, context])).float()
+        out = pipe.schedule.to_x0_eps(pipe.prediction, out, torch.cat([zt, zt]), torch.cat([t, t]))[1]
+        return cfg_combine(*out.chunk(2), 3.0)
+
+    with torch.no_grad(), controlled(pipe.unet, Chain(InjectSelf(3, 0.5), ReplaceCross(3, 0.5))):
+        z0 = sample(eps_fn, None, pipe.schedule, "ddim", 3, xT=torch.cat([z, z]), progress=False, clip=None)
+    expected_src, expected_ed = pipe.decode(z0).chunk(2)
+    assert torch.equal(src, expected_src) and torch.equal(ed, expected_ed)
+    # scale 1: one pass per step on [source, edited]; the controllers still copy the source's maps
+    g = torch.Generator
+    src0, ed0 = sample_pair(pipe, triplets, 0.0, steps=4, guidance_scale=1.0, generator=g().manual_seed(0))
+    src1, ed1 = sample_pair(pipe, triplets, 1.0, steps=4, guidance_scale=1.0, generator=g().manual_seed(0))
+    torch.testing.assert_close(src0, src1)
+    assert (ed0 - ed1).abs().max() > 1e-4

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffusionlab.samplers import SAMPLERS, ddim_step, ddim_timesteps, ddpm_step, sample, step
+from diffusionlab.samplers import SAMPLERS, ddim_invert, ddim_step, ddim_timesteps, ddpm_step, sample, step
 from diffusionlab.schedules import NoiseSchedule
 
 diffusers = pytest.importorskip("diffusers")
@@ -247,3 +247,41 @@ def test_ddpm_refuses_an_eta_instead_of_ignoring_it(eta):
     with pytest.raises(ValueError, match="eta is a DDIM setting"):
         step("ddpm", NoiseSchedule(1000), eps, 10, 5, xt, eta=eta)
     sample(lambda x, t: 0 * x, (1, 1, 8, 8), s, sampler="ddpm", steps=2, progress=False)  # no eta: fine
+
+
+def test_an_eps_of_another_shape_is_refused_not_broadcast():
+    """An eps_fn answering (B, 1, H, W) for 4-channel latents (or one row for the batch) broadcast against x_t
+    and gave a wrong sample without an error."""
+    s = NoiseSchedule(10)
+    xt = torch.randn(2, 4, 4, 4)
+    for eps in (torch.randn(2, 1, 4, 4), torch.randn(1, 4, 4, 4)):
+        for one_step in (ddim_step, ddpm_step):
+            with pytest.raises(ValueError, match=r"eps must have the shape of x_t \(2, 4, 4, 4\)"):
+                one_step(s, eps, 5, 3, xt)
+
+    def wrong(x, t):  # one channel for 4-channel latents
+        return torch.zeros(x.shape[0], 1, 4, 4)
+
+    with pytest.raises(ValueError, match="eps must have the shape"):
+        sample(wrong, (2, 4, 4, 4), s, steps=3, progress=False)
+    with pytest.raises(ValueError, match="eps must have the shape"):
+        ddim_invert(wrong, torch.zeros(2, 4, 4, 4), s, steps=3)
+
+
+@pytest.mark.parametrize("prediction, diffusers_name", [("v", "v_prediction"), ("x0", "sample")])
+@pytest.mark.parametrize("t", [999, 519, 19])
+def test_v_and_x0_models_step_as_diffusers_does(prediction, diffusers_name, t):
+    """A v- or x0-predicting network, read as eps by `guidance.output_to_eps` (eq. 4 inverted), then one DDIM
+    step: the same as diffusers' DDIMScheduler with prediction_type v_prediction / sample (Salimans & Ho 2022)."""
+    from diffusionlab.guidance import output_to_eps
+
+    ours = NoiseSchedule(1000, "cosine")
+    ref = _in_double(diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                                             clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing",
+                                             prediction_type=diffusers_name), ours)
+    ref.set_timesteps(50)
+    xt, out = _inputs(2, dtype=torch.float64)
+    expected = ref.step(out, t, xt, eta=0.0).prev_sample
+    eps = output_to_eps(ours, prediction, out, xt, torch.full((len(xt),), t))
+    got, _ = ddim_step(ours, eps, t, t - 20, xt, clip=None)
+    assert torch.allclose(got, expected, atol=1e-10), (got - expected).abs().max()

@@ -108,3 +108,21 @@ def test_x0_and_eps_from_eq4_invert_it():
     assert torch.allclose(x0_from_eps(xt, eps, ab), x0) and torch.allclose(eps_from_x0(xt, x0, ab), eps)
     ab_t = torch.tensor([ab, ab], dtype=torch.float64).view(-1, 1, 1, 1)  # or per image, as a tensor
     assert torch.allclose(x0_from_eps(xt, eps, ab_t), x0) and torch.allclose(eps_from_x0(xt, x0, ab_t), eps)
+
+
+def test_timesteps_that_would_be_misread_are_refused():
+    """A float t (flow matching's time in [0, 1]) was truncated to step 0 without a word; a t of another batch
+    size failed deep in broadcasting; v_target and to_x0_eps indexed out of range with an IndexError."""
+    s = NoiseSchedule(10)
+    x0, eps = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    with pytest.raises(ValueError, match="whole numbers 0..9.*flow matching"):
+        s.q_sample(x0, torch.tensor([0.7, 0.2]), eps)
+    with pytest.raises(ValueError, match="one per image: 2 images, got 3"):
+        s.q_sample(x0, torch.tensor([3, 3, 3]), eps)
+    with pytest.raises(ValueError, match=r"timestep out of range.*0\.\.9"):
+        s.v_target(x0, torch.tensor([10, 10]), eps)
+    with pytest.raises(ValueError, match=r"timestep out of range.*0\.\.9"):
+        s.to_x0_eps("v", x0, x0, torch.tensor([-1, 2]))
+    # one timestep for the whole batch, and a plain int, still work
+    assert torch.equal(s.q_sample(x0, torch.tensor([3]), eps), s.q_sample(x0, torch.tensor([3, 3]), eps))
+    assert torch.equal(s.q_sample(x0, 3, eps), s.q_sample(x0, torch.tensor([3, 3]), eps))

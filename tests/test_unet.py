@@ -86,3 +86,19 @@ def test_output_depends_on_t_and_y(model):
     assert (out[1] - out[0]).abs().mean() > 0.01 * scale  # t = 5 and t = 900
     assert (out[2] - out[0]).abs().mean() > 0.01 * scale  # class 1 and class 2
     assert (out[3] - out[0]).abs().mean() > 0.01 * scale  # class 1 and the null class
+
+
+@torch.no_grad()
+def test_conditioning_the_model_cannot_read_is_refused():
+    """A label given to an unconditional UNet, or text tokens to one without cross-attention, were silently
+    ignored (the output was the unconditional one); a float or list y failed inside nn.Embedding."""
+    plain = UNet(UNetConfig(channels=(8, 16), attention=(False, True)))
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([1, 2])
+    with pytest.raises(ValueError, match="no class conditioning"):
+        plain(x, t, torch.tensor([3, 4]))
+    with pytest.raises(ValueError, match="no cross-attention"):
+        plain(x, t, context=torch.randn(2, 5, 12))
+    cond = UNet(UNetConfig(channels=(8, 16), attention=(False, True), num_classes=10))
+    with pytest.raises(ValueError, match="must be integers"):
+        cond(x, t, torch.tensor([1.0, 2.0]))
+    torch.testing.assert_close(cond(x, t, [1, 2]), cond(x, t, torch.tensor([1, 2])))  # a list of labels is fine

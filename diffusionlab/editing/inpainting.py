@@ -3,9 +3,10 @@
 Lugmayr et al. 2022, "RePaint: Inpainting using Denoising Diffusion Probabilistic Models", eq. 8-9:
 after every reverse step, the region to keep is replaced by the original noised to the same level,
     x_{t'} = mask * x_{t'}(model) + (1 - mask) * q_sample(x_known, t'),
-where mask = 1 marks the pixels the model paints. With `resample` > 1, each step is undone (x_{t'} is
-noised back to x_t with q(x_t | x_{t'})) and redone, so the painted region can agree with the known one
-("resampling jumps" of length 1, sec. 4.2).
+where mask = 1 marks the pixels the model paints. (The paper's m is the other way round: m = 1 marks the
+*known* pixels, x_{t-1} = m * x_known + (1 - m) * x_unknown; our mask is its 1 - m.) With `resample` > 1,
+each step is undone (x_{t'} is noised back to x_t with q(x_t | x_{t'})) and redone, so the painted region
+can agree with the known one ("resampling jumps" of length 1, sec. 4.2).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ MASKS = ("top", "bottom", "left", "right", "center", "none", "all")
 def make_mask(kind: str, size: int = 28, box: int = 14) -> torch.Tensor:
     """A (1, 1, size, size) mask with 1 where the model paints: the "top" half, "bottom" half, "left" or
     "right" half, a `box`-pixel square in the "center", "none" (keep all) or "all" (paint all)."""
+    if kind == "center" and not (isinstance(box, int) and 1 <= box <= size):
+        raise ValueError(f"box is the side of the centre square in pixels, from 1 to size={size}, got {box!r}")
     m = torch.zeros(1, 1, size, size)
     half, lo = size // 2, (size - box) // 2
     if kind == "top":
@@ -74,7 +77,11 @@ def inpaint_replace(schedule: NoiseSchedule, x: torch.Tensor, x_known: torch.Ten
 def renoise(schedule: NoiseSchedule, x: torch.Tensor, t_from: int, t_to: int,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """Go back up from t_from to the noisier t_to with the forward process q(x_{t_to} | x_{t_from}):
-    x_{t_to} = sqrt(a) x + sqrt(1 - a) z,  a = alpha_bar_{t_to} / alpha_bar_{t_from}."""
+    x_{t_to} = sqrt(a) x + sqrt(1 - a) z,  a = alpha_bar_{t_to} / alpha_bar_{t_from}.
+    t_from = -1 is the clean image; t_to must be noisier (t_from < t_to), else 1 - a < 0."""
+    if not -1 <= t_from < t_to:
+        raise ValueError(f"renoise goes up to a noisier timestep: need -1 <= t_from < t_to, got t_from={t_from}, "
+                         f"t_to={t_to} (to go down, take a sampler step)")
     a = (schedule.alpha_bar_at(t_to) / schedule.alpha_bar_at(t_from)).to(device=x.device, dtype=x.dtype)
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return a.sqrt() * x + (1 - a).sqrt() * z

@@ -39,6 +39,7 @@ class Attention(nn.Module):
             raise ValueError(f"the width {dim} must be divisible by the number of heads {heads}")
         self.heads = heads
         self.is_cross = context_dim is not None
+        self.context_dim = context_dim or dim  # the width of what k and v are computed from
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_k = nn.Linear(context_dim or dim, dim, bias=False)
         self.to_v = nn.Linear(context_dim or dim, dim, bias=False)
@@ -51,6 +52,9 @@ class Attention(nn.Module):
             raise ValueError(f"cross-attention {self.name!r} needs text tokens: pass context=(B, L, context_dim)")
         context = x if context is None else context
         B, N, C = x.shape
+        if context.dim() != 3 or context.shape[0] != B or context.shape[2] != self.context_dim:
+            raise ValueError(f"attention {self.name!r} needs context (B={B}, L, {self.context_dim}): one row of tokens "
+                             f"per image, each of width {self.context_dim}; got {tuple(context.shape)}")
         M, h = context.shape[1], self.heads
         q = self.to_q(x).view(B, N, h, C // h).transpose(1, 2)  # (B, h, N, d)
         k = self.to_k(context).view(B, M, h, C // h).transpose(1, 2)  # (B, h, M, d)

@@ -1,10 +1,11 @@
 """The image-conditioned UNet of InstructPix2Pix, made from a text-to-image UNet (lesson 9).
 
 Brooks, Holynski & Efros 2022, "InstructPix2Pix: Learning to Follow Image Editing Instructions", sec. 3.2:
-the model edits an image z_I by an instruction c_T. Its UNet reads the noisy latent z_t and the input
-image's latent E(z_I) side by side, concatenated along the channels,
+the model edits an image c_I by an instruction c_T. Its UNet reads the noisy latent z_t and the input
+image's latent E(c_I) side by side, concatenated along the channels (the paper's notation; the code calls
+the latent E(c_I) `image_latent`, or z_I in `pipelines.instruct`),
 
-    eps_theta(cat([z_t, E(z_I)]), t, c_T)        input (B, C + C_I, h, w)
+    eps_theta(cat([z_t, E(c_I)]), t, c_T)        input (B, C + C_I, h, w)
 
 and starts from the text-to-image model: "we add additional input channels to the first convolutional
 layer ... All available weights of the diffusion model are initialized from the pretrained checkpoints,

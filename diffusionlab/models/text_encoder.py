@@ -4,8 +4,9 @@ Stable Diffusion reads its prompt with CLIP's text transformer (Radford et al. 2
 the UNet attends to its output, one embedding per token (Rombach et al. 2022, sec. 3.3). Our captions
 use a vocabulary of under fifty words (`captions.VOCAB`), so a word-level tokenizer is enough, and the
 encoder, a two-layer transformer (Vaswani et al. 2017; the pre-norm blocks of GPT-2, with the
-course's `attention.Attention` as self-attention), is trained
-jointly with the UNet from scratch.
+course's `attention.Attention` as self-attention), is trained jointly with the UNet from scratch.
+Unlike GPT-2 and CLIP's text transformer, which are causal (a token sees only the tokens before it),
+it has no mask: every token sees the whole caption, as in BERT, since the UNet reads all the tokens anyway.
 
     tokens (B, L)  ->  token embedding + position embedding  ->  2 x [x + attn(ln(x)); x + mlp(ln(x))]
                    ->  ln  ->  context (B, L, width), one vector per token

@@ -167,6 +167,9 @@ class UNet(nn.Module):
 
     def _embedding(self, x, t, y):
         cfg = self.config
+        if y is not None and not cfg.num_classes:
+            raise ValueError("this UNet has no class conditioning (num_classes=None), so a label y would be ignored: "
+                             "call it without y, or use a model built with UNetConfig(num_classes=10)")
         if not (cfg.time_conditioning or cfg.num_classes):
             return None
         B = x.shape[0]
@@ -184,6 +187,9 @@ class UNet(nn.Module):
         if cfg.num_classes:
             if y is None:
                 y = torch.full((B,), cfg.num_classes, device=x.device, dtype=torch.long)  # no label: null class
+            y = torch.as_tensor(y, device=x.device)
+            if y.is_floating_point() or y.dtype == torch.bool:
+                raise ValueError(f"class labels y must be integers (a long tensor), got {y.dtype}")
             if y.shape != (B,):
                 raise ValueError(f"y must have shape ({B},) to match x, got {tuple(y.shape)}")
             # a check on the values, not the shape: skipped inside torch.compile, where it would split the graph
@@ -199,6 +205,9 @@ class UNet(nn.Module):
         expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"x must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+        if context is not None and cfg.context_dim is None:
+            raise ValueError("this UNet has no cross-attention (context_dim=None), so text tokens would be ignored: "
+                             "call it without context, or use a text model (UNetConfig(context_dim=...))")
         emb = self._embedding(x, t, y)
 
         h = self.stem(x)  # (B, ch[0], H, W)

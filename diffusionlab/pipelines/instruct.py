@@ -46,6 +46,7 @@ from ..captions import DIGIT_WORDS, WORDS, _article, words
 from ..editing.img2img import check_strength, sdedit_start
 from ..guidance import check_dual_scales, instruct_guided_eps
 from ..instructions import INSTRUCTION_VOCAB, read_instruction
+from ..losses import noised_batch, prediction_loss
 from ..models.instruct import P_DROP, add_image_channels, drop_conditions
 from ..models.text_encoder import TextEncoderConfig, Tokenizer
 from ..models.unet import UNetConfig
@@ -133,13 +134,10 @@ def instruct_loss(model: InstructModel, z0: torch.Tensor, image_latents: torch.T
                   prediction: str = "v") -> torch.Tensor:
     """Lesson 7's loss for the edited latents z0 (B, 4, 8, 8), given the input images' latents (B, 4, 8, 8) and
     the instructions, after conditioning dropout (`drop_conditions`: a zero latent, the empty instruction)."""
-    B = z0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), generator=generator, device=z0.device)
-    eps = torch.randn(z0.shape, generator=generator, device=z0.device)
-    zt = schedule.q_sample(z0, t, eps)
+    zt, t, eps = noised_batch(schedule, z0, generator)
     image_latents, instructions, _, _ = drop_conditions(image_latents, instructions, p_drop, generator)
     out = model(zt, t, image_latents, tokenizer.encode(instructions, z0.device))
-    return (out.float() - schedule.target(prediction, z0, t, eps)).pow(2).mean()
+    return prediction_loss(out, schedule, prediction, z0, t, eps)
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -207,7 +205,8 @@ def edited_caption(kind: str, target: int, digit: int | None = None) -> str:
     return f"{_article(phrase)} {phrase}"
 
 
-def _as_list(texts, n: int, what: str) -> list[str]:
+def _one_or_each(texts, n: int, what: str) -> list[str]:
+    """One text for all n images, or exactly one per image (unlike `latent.sample`'s prompts, not cycled)."""
     texts = [texts] if isinstance(texts, str) else list(texts)
     if len(texts) not in (1, n):
         raise ValueError(f"give one {what} for all {n} images or one per image, got {len(texts)}")
@@ -301,8 +300,8 @@ class InstructPix2Pix:
         """
         x = as_images(images).to(self.device)
         n = len(x)
-        instructions = _as_list(instruction, n, "instruction")
-        negatives = _as_list(negative_prompt, n, "negative prompt") if negative_prompt is not None else None
+        instructions = _one_or_each(instruction, n, "instruction")
+        negatives = _one_or_each(negative_prompt, n, "negative prompt") if negative_prompt is not None else None
         sampler = check_variant(variant, sampler)
         check_steps(steps)
         if steps > self.schedule.T:
@@ -316,7 +315,7 @@ class InstructPix2Pix:
         self.vae.eval()
         z_I = self.vae.encode_latents(x).float()  # (N, 4, 8, 8), scaled
         if variant == "img2img":
-            captions = self.edited_captions(x, instructions) if caption is None else _as_list(caption, n, "caption")
+            captions = self.edited_captions(x, instructions) if caption is None else _one_or_each(caption, n, "caption")
             eps_fn = self.text_model().eps_fn(captions, text_guidance, negatives)  # raises naming unknown words
         elif VARIANTS[variant][1]:
             eps_fn = self.eps_fn(z_I, instructions, text_guidance, image_guidance, negatives)

@@ -31,6 +31,7 @@ from ..captions import ATTRIBUTES, P_ATTRIBUTE, P_PLAIN, attributes, make_captio
 from ..checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from ..data import load_mnist
 from ..guidance import text_guided_eps
+from ..losses import noised_batch, prediction_loss
 from ..models.text_encoder import TextEncoder, TextEncoderConfig, Tokenizer
 from ..models.vae import VAE, VAEConfig, vae_loss
 from ..models.vae import config_dict as vae_config_dict
@@ -144,17 +145,13 @@ def captioned_diffusion_loss(model: TextToLatent, z0: torch.Tensor, write_captio
     """DDPM's loss on latents z0 (B, 4, 8, 8) for the captions write_captions(cpu generator) -> B strings,
     each replaced by "" with probability p_uncond (the unconditional prompt of CFG). The lesson-7 text
     model and its fine-tuning (lesson 8) differ only in how they write captions."""
-    B = z0.shape[0]
-    t = torch.randint(0, schedule.T, (B,), generator=generator, device=z0.device)
-    eps = torch.randn(z0.shape, generator=generator, device=z0.device)
-    zt = schedule.q_sample(z0, t, eps)
-    drop = torch.rand(B, generator=generator, device=z0.device) < p_uncond
+    zt, t, eps = noised_batch(schedule, z0, generator)
+    drop = torch.rand(z0.shape[0], generator=generator, device=z0.device) < p_uncond
     # captions are written last: how many random draws they take depends on the captions
     captions = write_captions(_cpu_generator(generator))
     captions = ["" if d else c for c, d in zip(captions, drop.tolist())]
     tokens = tokenizer.encode(captions, z0.device)  # (B, L)
-    out = model(zt, t, tokens)
-    return (out.float() - schedule.target(prediction, z0, t, eps)).pow(2).mean()
+    return prediction_loss(model(zt, t, tokens), schedule, prediction, z0, t, eps)
 
 
 def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
@@ -165,7 +162,8 @@ def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
     return torch.Generator().manual_seed(seed)
 
 
-def _as_list(prompts, n: int | None, what: str) -> list[str]:
+def _cycle_over(prompts, n: int | None, what: str) -> list[str]:
+    """A caption or a list of them, cycled over n images (n=None: one image per caption)."""
     prompts = [prompts] if isinstance(prompts, str) else list(prompts)
     if not prompts:
         raise ValueError(f"give at least one {what}")
@@ -238,8 +236,8 @@ class LatentDiffusion:
         Images are made `batch_size` at a time; with return_latents, returns (images, latents (N, 4, 8, 8)).
         callback: called after every sampling step, as `sample_latents` says.
         """
-        prompts = _as_list(prompts, n, "prompt")
-        negatives = _as_list(negative_prompts, len(prompts), "negative prompt") if negative_prompts is not None else None
+        prompts = _cycle_over(prompts, n, "prompt")
+        negatives = _cycle_over(negative_prompts, len(prompts), "negative prompt") if negative_prompts is not None else None
         self.model.eval()
         self.vae.eval()
         if sampler not in SAMPLERS:
