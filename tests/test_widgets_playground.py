@@ -194,6 +194,25 @@ def test_edit_tab_without_a_pipeline_says_so(digits):
     assert all(b.disabled for b in app.gallery_buttons[:len(pg.EDIT_EXAMPLES)])
 
 
+
+def test_the_gallery_and_the_readme_quote_the_about_tabs_success_rates(digits):
+    """The Gallery tab's one-line summary and the README's are the About tab's measured figures, rounded."""
+    import math
+    import re
+    from pathlib import Path
+
+    about = {kind: [float(v) for v in re.search(pattern, pg.ABOUT).groups()] for kind, pattern in {
+        "digit": r'digit changes \("turn it into a 3"\): ([\d.]+)% and ([\d.]+)%',
+        "thickness": r"thickness: ([\d.]+)% and ([\d.]+)%", "size": r"size: ([\d.]+)%",
+        "slant": r"slant: ([\d.]+)%"}.items()}
+    style = [v for kind in ("thickness", "size", "slant") for v in about[kind]]
+    summary = (f"{math.floor(min(about['digit']))}-{math.ceil(max(about['digit']))}% of digit changes and "
+               f"{min(style):g}-{max(style):g}% of thickness, size and slant edits")
+    intro = make(None, digits).tab.children[3].children[0].value  # the Gallery tab's first line
+    assert summary in intro
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert summary in readme
+
 def test_defaults_come_from_the_pipelines_and_the_controls_have_the_sites_bounds(digits):
     app = make(FakeEditPipe(), digits, text_pipe=SimpleNamespace(), class_model=SimpleNamespace())
     e, t = app.edit.controls, app.text.controls
