@@ -100,6 +100,10 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+SEED_HELP = "random seed (default 0): the same seed and options give the same output"
+DEVICE_HELP = "cpu, cuda, mps or auto (default: the best here)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrors(prog="diffusionlab", description="Train and sample the DiffusionLab course models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -113,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
     t.add_argument("--batch-size", type=_positive_int, help="images per step (default: the model's recipe)")
     t.add_argument("--seed", type=int, help="random seed (default 0; a resumed run keeps its checkpoint's seed)")
-    t.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    t.add_argument("--device", default="auto", help=DEVICE_HELP)
     t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt); "
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
@@ -139,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=SAMPLED_MODELS, default="cond")
+    s.add_argument("--model", choices=SAMPLED_MODELS, default="cond",
+                   help="cond (default; digits by class, lesson 3), ddpm (unconditional, lesson 2), flow or reflow "
+                        "(lesson 5), text or text-printed (captions, lessons 7 and 8)")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
     s.add_argument("--guidance", type=_guidance,
                    help=f"classifier-free guidance scale, for the conditional models (default {course.DEFAULT_GUIDANCE} for cond, "
@@ -152,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
     s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
                    "per step) or heun (two per step, one for the last)")
-    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic (default), 1 DDPM-like")
+    s.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--checkpoint", type=Path,
                    help="weights to use (default: the course's shipped checkpoint, else checkpoints/MODEL.pt)")
     s.add_argument("--out", type=Path, default=Path("samples.pt"),
@@ -182,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
     pp.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
     pp.add_argument("--guidance", type=_guidance, help=f"classifier-free guidance scale (default {DEFAULT_TEXT_GUIDANCE})")
-    pp.add_argument("--seed", type=int, default=0)
-    pp.add_argument("--device", default="auto")
+    pp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    pp.add_argument("--device", default="auto", help=DEVICE_HELP)
     pp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
     pp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     pp.add_argument("--out", type=Path, default=Path("p2p.pt"), help="output .pt file (default p2p.pt)")
@@ -194,10 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(labels 0..9 in turn, with guidance); writes {'eps', 'x0', 'labels', ...} for `train reflow`.")
     rp.add_argument("--n", type=_positive_int, required=True, help="number of pairs")
     rp.add_argument("--steps", type=_positive_int, default=20, help="solver steps per sample (default 20)")
-    rp.add_argument("--solver", choices=flow.SOLVERS, default="euler")
+    rp.add_argument("--solver", choices=flow.SOLVERS, default="euler",
+                    help="euler (default; one network evaluation per step) or heun (two per step, one for the last)")
     rp.add_argument("--guidance", type=_guidance, help=f"guidance scale (default {course.FLOW_GUIDANCE})")
-    rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--device", default="auto")
+    rp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    rp.add_argument("--device", default="auto", help=DEVICE_HELP)
     rp.add_argument("--checkpoint", type=Path, help="the flow model (default: the shipped flow.pt, else checkpoints/flow.pt)")
     rp.add_argument("--out", type=Path, required=True, help="output .pt file")
 
@@ -211,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"(default: all, weighted {dict(zip(KINDS, KIND_WEIGHTS))})")
     mp.add_argument("--samples-per-prompt", type=_positive_int, default=4, help="image pairs sampled per prompt (4)")
     mp.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps per sample (default 20)")
-    mp.add_argument("--seed", type=int, default=0)
-    mp.add_argument("--device", default="auto")
+    mp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    mp.add_argument("--device", default="auto", help=DEVICE_HELP)
     mp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
     mp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     mp.add_argument("--out", type=Path, required=True, help="output .pt file")
@@ -232,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "of the InstructPix2Pix visualizer); 1 starts from pure noise (default 1)")
     ed.add_argument("--variant", default="full", choices=list(VARIANTS), help="full (CFG + DDIM), no-ddim, no-cfg, "
                     "no-cfg-no-ddim, or img2img (SDEdit with the lesson-7 text model and the edited caption)")
-    ed.add_argument("--seed", type=int, default=0)
-    ed.add_argument("--device", default="auto")
+    ed.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    ed.add_argument("--device", default="auto", help=DEVICE_HELP)
     ed.add_argument("--checkpoint", type=Path,
                     help="the pix2pix model (default: the shipped pix2pix.pt, else checkpoints/pix2pix.pt)")
     ed.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
@@ -242,16 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--out", type=Path, default=Path("edited.pt"), help="output .pt file (default edited.pt)")
     ed.add_argument("--png", type=Path, help="also save a grid: the inputs above their edits")
 
-    e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
-    e.add_argument("checkpoint", type=Path)
-    e.add_argument("out", type=Path)
+    e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)",
+                       description="Write the EMA weights of a training checkpoint in fp16, without the optimiser "
+                       "state: the small file the course ships in data/checkpoints/, which `sample --checkpoint` "
+                       "and course.load read (training cannot resume from it).")
+    e.add_argument("checkpoint", type=Path, help="a checkpoint saved by `diffusionlab train`, such as checkpoints/cond.pt")
+    e.add_argument("out", type=Path, help="the file to write, such as cond_small.pt")
 
     q = sub.add_parser("score", help="measure a samples file: classifier accuracy and Frechet distance (FD)")
     q.add_argument("samples", type=Path, help="a file written by `diffusionlab sample`")
 
     c = sub.add_parser("classifier", help="train an MNIST classifier of the kind that measures samples (the course's "
                        "own, data/checkpoints/classifier.pt, is left as shipped)")
-    c.add_argument("--epochs", type=_positive_int, default=3)
+    c.add_argument("--epochs", type=_positive_int, default=3, help="passes over the MNIST training set (default 3)")
     c.add_argument("--out", type=Path, default=Path("checkpoints/classifier.pt"),
                    help="where to save (default checkpoints/classifier.pt; the course's scorer, "
                         "data/checkpoints/classifier.pt, stays as shipped: every measurement was made with it). "

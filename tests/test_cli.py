@@ -1,11 +1,13 @@
 """The command line: train -> sample round trip on a tiny budget, and clear one-line errors."""
 
+import argparse
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffusionlab.checkpoints import load_checkpoint
+from diffusionlab import cli
 from diffusionlab.cli import main
 
 
@@ -220,3 +222,11 @@ def test_classifier_saves_under_checkpoints_by_default_and_leaves_the_shipped_sc
     assert "wrote checkpoints/classifier.pt" in out and "load_classifier('checkpoints/classifier.pt')" in out
     metrics.load_classifier(tmp_path / "checkpoints" / "classifier.pt")
     assert metrics.CLASSIFIER_PATH.read_bytes() == shipped
+
+
+def test_every_option_of_every_command_says_what_it_is_in_help():
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {action.option_strings[0] if action.option_strings else action.dest}"
+              for name, parser in sub.choices.items() for action in parser._actions
+              if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not silent, f"options without help text: {silent}"
