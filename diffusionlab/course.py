@@ -41,6 +41,7 @@ from .pipelines.pixel import DEFAULT_GUIDANCE, DiffusionModel, default_batch_siz
 from .pipelines.flow import FLOW_GUIDANCE, REFLOW_GUIDANCE, FlowModel, load_reflow_data
 from .schedules import NoiseSchedule
 from .train import train
+from .utils import get_device
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 
@@ -222,7 +223,9 @@ def load(name: str, checkpoint=None, device=None, vae=None):
 
     Returns a DiffusionModel (denoiser, ddpm, cond), a FlowModel (flow, reflow), a VAE (vae), a LatentDiffusion
     (text, text-printed) or an InstructPix2Pix (pix2pix); the last three take `vae`: a path, or None for the shipped
-    vae.pt."""
+    vae.pt. device: a torch.device, or a name ("cpu", "cuda", "mps", "auto": the best here); None: the CPU."""
+    if isinstance(device, str):
+        device = get_device(device)  # a clear error for a name torch does not know or a device that is not here
     if name == "text-printed":
         from .finetune import load as load_finetuned
         return load_finetuned(checkpoint, vae=vae, device=device)
