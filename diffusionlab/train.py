@@ -157,7 +157,8 @@ def train(
     labels = labels.to(device) if labels is not None else None
     n = len(images)
     if n < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images: give a batch of at most "
+                         f"{n} (`--batch-size` on the command line) or more training images")
 
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
