@@ -98,7 +98,8 @@ def test_budget_errors(mnist_small):
     model = UNet(CFG)
     with pytest.raises(ValueError, match="give a training budget"):
         train(model, None, x, y)
-    with pytest.raises(ValueError, match="batch_size 512 is larger than the 256 training images: give a batch of at most 256"):
+    with pytest.raises(ValueError, match="batch_size 512 is larger than the 256 training images: give a batch of at "
+                                         "most 256"):
         train(model, None, x, y, steps=1, batch_size=512)
 
 
