@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,10 @@ def _open_image(source):
         arr = arr.clip(0, 255).astype(np.uint8)
         return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     raw = isinstance(source, (bytes, bytearray, memoryview))
+    if not (raw or isinstance(source, (str, os.PathLike)) or hasattr(source, "read")):
+        raise TypeError(f"load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a "
+                        f"{type(source).__name__}" + (" (a tensor: pass tensor.cpu().numpy(), (H, W) in [0, 1])"
+                                                       if isinstance(source, torch.Tensor) else ""))
     try:
         img = Image.open(io.BytesIO(bytes(source)) if raw else source)
         img.load()
@@ -210,6 +215,9 @@ def load_image(source, size: int = 28, invert: bool | None = None) -> torch.Tens
 
     from PIL import ImageOps
 
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size is the side of the square result in pixels, a whole number of at least 1 (28 for the "
+                         f"course's models), got {size!r}")
     img = ImageOps.exif_transpose(_open_image(source))
     if max(img.size) > 1024:  # a phone photo: the digit survives, the work shrinks
         img = img.copy()

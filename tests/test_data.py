@@ -92,6 +92,21 @@ def test_load_image_rejects_non_images_clearly(tmp_path):
         data.load_image(f)
 
 
+
+@pytest.mark.parametrize("source, error, message", [
+    (torch.rand(1, 28, 28), TypeError, r"not a Tensor \(a tensor: pass tensor.cpu\(\).numpy\(\)"),
+    (42, TypeError, "load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a int"),
+])
+def test_load_image_names_the_sources_it_reads(source, error, message):
+    with pytest.raises(error, match=message):
+        data.load_image(source)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5])
+def test_load_image_refuses_a_size_that_is_no_picture(size):
+    with pytest.raises(ValueError, match=f"size is the side .* got {size}"):
+        data.load_image(_seven(), size=size)
+
 # --- Real pictures: where the digit is, which way up, which shade is ink -------------------------------------
 
 
