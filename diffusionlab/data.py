@@ -124,9 +124,9 @@ def _open_image(source):
         return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     raw = isinstance(source, (bytes, bytearray, memoryview))
     if not (raw or isinstance(source, (str, os.PathLike)) or hasattr(source, "read")):
+        hint = " (a tensor: pass tensor.squeeze().cpu().numpy(), (H, W) in [0, 1])" if torch.is_tensor(source) else ""
         raise TypeError(f"load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a "
-                        f"{type(source).__name__}" + (" (a tensor: pass tensor.cpu().numpy(), (H, W) in [0, 1])"
-                                                       if isinstance(source, torch.Tensor) else ""))
+                        f"{type(source).__name__}{hint}")
     try:
         img = Image.open(io.BytesIO(bytes(source)) if raw else source)
         img.load()

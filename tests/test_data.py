@@ -94,7 +94,7 @@ def test_load_image_rejects_non_images_clearly(tmp_path):
 
 
 @pytest.mark.parametrize("source, error, message", [
-    (torch.rand(1, 28, 28), TypeError, r"not a Tensor \(a tensor: pass tensor.cpu\(\).numpy\(\)"),
+    (torch.rand(1, 28, 28), TypeError, r"not a Tensor \(a tensor: pass tensor.squeeze\(\).cpu\(\).numpy\(\)"),
     (42, TypeError, "load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a int"),
 ])
 def test_load_image_names_the_sources_it_reads(source, error, message):
