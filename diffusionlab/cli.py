@@ -367,10 +367,11 @@ def cmd_train(args) -> None:
             raise ValueError(f"--record: {checkpoint} exists, but a record covers a whole run from step 0; give a "
                              f"new --checkpoint path or delete {checkpoint}")
         check_writable(args.record, "record", f"{name}_record.pt")
-    resumed_from = 0
+    resumed_from, seconds_before = 0, 0.0
     if checkpoint.exists() and not args.no_resume:
         state = load_training_state(checkpoint, name)
-        resumed_from, trained = state["step"], state.get("seconds", 0.0) / 60
+        resumed_from, seconds_before = state["step"], state.get("seconds", 0.0)
+        trained = seconds_before / 60
         print(f"resuming {name!r} from step {resumed_from} of {checkpoint} ({trained:.1f} minutes trained), "
               f"to {_budget_text(steps, minutes)}")
         if args.seed is not None and args.seed != state["seed"]:
@@ -406,9 +407,14 @@ def cmd_train(args) -> None:
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
     batch = args.batch_size or course.recipe_batch_size(name)
-    rate = batch * (done - resumed_from) / max(elapsed, 1e-9)
+    # the steps' own time, saved in the checkpoint: elapsed also counts loading and preparing the data (the text
+    # model encodes all 60,000 training digits first)
+    saved = load_training_state(checkpoint, name) if checkpoint.exists() else {}
+    training = saved.get("seconds", elapsed + seconds_before) - seconds_before
+    rate = batch * (done - resumed_from) / max(training, 1e-9)
     print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
-          f"{elapsed:.1f} s, {rate:.0f} training images/s; saved {checkpoint}")
+          f"{training:.1f} s of training ({elapsed:.1f} s with loading the data), {rate:.0f} training images/s; "
+          f"saved {checkpoint}")
     if finetuning:
         print(f"trained {history['trainable']:,} of {history['parameters']:,} parameters "
               f"({100 * history['trainable'] / history['parameters']:.1f}%)")
