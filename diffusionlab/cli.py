@@ -640,6 +640,8 @@ def cmd_edit(args) -> None:
     """`diffusionlab edit`: {"images": (N, 1, 28, 28) in [0, 1], "instruction": str}."""
     from .pipelines.instruct import DEFAULT_IMAGE_GUIDANCE, DEFAULT_TEXT_GUIDANCE as PIX_TEXT_GUIDANCE
 
+    if not args.instruction.strip():
+        raise ValueError('--instruction is empty: say what to change, such as "turn it into a 3" or "make it thicker"')
     check_writable(args.out, "--out", "edited.pt")
     if args.png:
         check_writable(args.png, "--png", "edited.png")
