@@ -109,6 +109,18 @@ def test_empty_instruction_and_unknown_word_are_told_and_the_panel_goes_on(digit
     assert "images" in e.last
 
 
+def test_a_temperature_that_runs_no_step_is_told_in_the_pages_words(digits):
+    pipe = FakeEditPipe()
+    e = make(pipe, digits).edit
+    e.controls["instruction"].value = "make it thicker"
+    e.controls["steps"].value, e.controls["temperature"].value = 4, 0.1  # round(0.4) == 0 steps
+    e.run()
+    assert e.last["error"] == ("Temperature 0.1 of 4 steps runs no step: raise the temperature to at least 0.25 or "
+                               "the steps to at least 10.") and not pipe.calls
+    e.controls["temperature"].value = 0.25
+    e.run()
+    assert "images" in e.last and len(pipe.calls) == 1
+
 def _picture(size, mode, fmt):
     img = Image.new(mode, size, "white" if mode != "L" else 255)
     from PIL import ImageDraw

@@ -497,6 +497,10 @@ class EditPanel(_Panel):
                     instruct.check_words(self.pipe.tokenizer, [negative], "negative prompt")
             except ValueError as err:
                 return self.fail(str(err))
+        if round(v["temperature"] * v["steps"]) < 1:  # the edit runs round(temperature * steps) of the steps
+            return self.fail(f"Temperature {v['temperature']:g} of {v['steps']} steps runs no step: raise the "
+                             f"temperature to at least {1 / v['steps']:.2g} or the steps to at least "
+                             f"{math.ceil(1 / v['temperature'])}.")
         kwargs = dict(text_guidance=v["text_guidance"], image_guidance=v["image_guidance"], steps=v["steps"],
                       negative_prompt=negative, strength=v["temperature"], variant=v["variant"],
                       generator=make_generator(v["seed"], self.pipe.device))
