@@ -284,7 +284,22 @@ PLAYGROUND = Path(__file__).resolve().parent.parent / "notebooks" / "playground.
 
 def playground_command(port: int, notebook: Path = PLAYGROUND) -> list[str]:
     """The Voila command that serves the playground notebook on localhost:`port`."""
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"]
+    # port_retries=0: on a busy port Voila would otherwise serve on the next free one, not at the address printed
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0"]
+
+
+def check_port_free(port: int) -> None:
+    """Refuse a port that a server (an earlier playground, a Jupyter) already listens on, before starting Voila."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Voila binds: a closed server's port is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ValueError(f"port {port} is in use: a playground (then open http://localhost:{port}/) or another "
+                             "server already runs there; stop it, or give another port with --port") from None
 
 
 def cmd_playground(args) -> None:
@@ -295,6 +310,7 @@ def cmd_playground(args) -> None:
         raise ValueError("Voila is not installed: pip install -e '.[app]' (or '.[dev]')")
     if not PLAYGROUND.exists():
         raise ValueError(f"{PLAYGROUND} is missing: the playground runs from a clone of the course's repository")
+    check_port_free(args.port)
     print(f"The playground: http://localhost:{args.port}/  (Ctrl-C stops it)", flush=True)
     subprocess.run(playground_command(args.port), check=False)
 
