@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .data import not_in_a_clone_hint
+
 FORMAT = "diffusionlab-checkpoint-v1"
 SAMPLED_MODELS = ("ddpm", "cond", "flow", "reflow", "text", "text-printed")  # the models of `diffusionlab sample`
 
@@ -57,7 +59,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist. Train one with `{train_command(model_name)}` or "
-                              "pass the path of an existing one.")
+                              "pass the path of an existing one." + not_in_a_clone_hint())
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # torch's message advises weights_only=False, which is unsafe for a file of unknown origin

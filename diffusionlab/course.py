@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import load_mnist
+from .data import load_mnist, not_in_a_clone_hint
 from . import flow
 from .losses import denoiser_loss, diffusion_loss
 from .models.unet import UNet, UNetConfig, config_dict
@@ -241,7 +241,8 @@ def load(name: str, checkpoint=None, device=None, vae=None):
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
     if checkpoint is None and not path.exists():
         raise CheckpointError(f"no shipped checkpoint for {name!r} at {path}; train one with "
-                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}")
+                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}"
+                              + not_in_a_clone_hint())
     state = load_checkpoint(path, name)
     config = UNetConfig(**state["config"])
     unet = UNet(config)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+COURSE_ROOT = Path(__file__).resolve().parent.parent  # the course folder: a clone holds data/, notebooks/, pyproject.toml
+DATA_DIR = COURSE_ROOT / "data" / "mnist"
 HANDWRITTEN_DIR = DATA_DIR.parent / "handwritten"  # scanned handwritten digits to edit in lesson 6 (its README: source, licence)
 FILES = {
     ("train", "images"): "train-images-idx3-ubyte.gz",
@@ -34,7 +35,20 @@ class DataFileError(RuntimeError):
     """A data file is missing or damaged."""
 
 
+def not_in_a_clone_hint() -> str:
+    """Why the course's files are missing when the package was installed without its folder (a plain
+    `pip install .`, or from a git URL): "" when it runs from a clone."""
+    if (COURSE_ROOT / "pyproject.toml").exists():
+        return ""
+    return (f" diffusionlab runs from {COURSE_ROOT}, which is not the course folder: the package reads MNIST, the "
+            "shipped models and the playground from the clone's data/ and notebooks/, which a plain `pip install` "
+            "does not copy. Install it editable from a clone of the course instead: `pip install -e .` in the clone "
+            "(the README's first command).")
+
+
 def _restore_hint(data_dir: Path) -> str:
+    if not_in_a_clone_hint():
+        return not_in_a_clone_hint().strip() + f" (Looked in {data_dir}.)"
     return (
         f"Restore it with `git checkout -- data/mnist` in the course folder, or re-clone the course. "
         f"(Looked in {data_dir}.)"
