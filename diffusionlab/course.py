@@ -241,7 +241,7 @@ def load(name: str, checkpoint=None, device=None, vae=None):
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
     if checkpoint is None and not path.exists():
         raise CheckpointError(f"no shipped checkpoint for {name!r} at {path}; train one with "
-                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}"
+                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}."
                               + not_in_a_clone_hint())
     state = load_checkpoint(path, name)
     config = UNetConfig(**state["config"])
