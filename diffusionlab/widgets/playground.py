@@ -17,7 +17,8 @@ bounds the public visualizer's: steps 2..1000, temperature 0.1..1, guidance scal
 
 Sampling runs in a background thread (`Runner`), so the page stays live: the sampler's callback moves the
 progress bar after every step and raises `Stopped` once Stop is pressed. Bad input (an empty instruction, an
-unknown word, a file that is no image) is told in the panel's message line, and the page keeps working.
+unknown word, a file that is no image, a temperature too low to run one of the steps) is told in the panel's
+message line, and the page keeps working.
 Tests build the panels with `background=False`, which runs the same code in the caller's thread.
 """
 
