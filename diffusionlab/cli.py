@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-interval", type=int, nargs=2, metavar=("LO", "HI"),
                    help="text models: guide only the timesteps LO <= t < HI (default %d %d, the course's recommended "
                         "setting; 0 1000: every step)" % RECOMMENDED_GUIDANCE["guidance_interval"])
-    s.add_argument("--steps", type=_positive_int, help="sampling steps, 1 to 1000 (default 50; 10 for flow and reflow)")
+    s.add_argument("--steps", type=_positive_int, help="sampling steps (default 50; 10 for flow and reflow): 1 to 1000 for the "
+                   "diffusion models, any number of ODE steps for flow and reflow")
     s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
     s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
                    "per step) or heun (two per step, one for the last)")
