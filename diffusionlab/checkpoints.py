@@ -48,6 +48,9 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
+DATA_FILES = {"reflow-pairs": "reflow's (noise, sample) pairs"}  # files in the checkpoint format that hold data
+
+
 def train_command(model_name: str | None) -> str:
     """The command line that makes a checkpoint of `model_name`."""
     return {"classifier": "diffusionlab classifier", "text-printed": "diffusionlab train finetune",
@@ -70,8 +73,13 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
     if model_name is not None and state.get("model_name") != model_name:
-        raise CheckpointError(f"{path} holds a {state.get('model_name')!r} model, but a {model_name!r} model was "
-                              f"asked for. Pass the checkpoint of a {model_name!r} model.")
+        held = (f"a {state['model_name']!r} model" if state.get("model_name") else
+                f"{state['kind']!r} data, no model" if state.get("kind") else "no model")
+        if model_name in DATA_FILES:
+            raise CheckpointError(f"{path} holds {held}, not {DATA_FILES[model_name]}; make them with "
+                                  f"`{train_command(model_name)}`")
+        raise CheckpointError(f"{path} holds {held}, but a {model_name!r} model was asked for. Pass the checkpoint "
+                              f"of a {model_name!r} model.")
     return state
 
 
