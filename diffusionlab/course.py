@@ -212,6 +212,9 @@ def export_weights(checkpoint, out, half: bool = True) -> Path:
     Paths on the machine that trained the model (pix2pix's `text_checkpoint`) are dropped: a shipped model
     goes with the other shipped models (pix2pix's img2img baseline then loads the shipped text.pt)."""
     state = load_checkpoint(checkpoint)
+    if not isinstance(state.get("ema"), dict):
+        raise CheckpointError(f"{checkpoint} holds no model weights (it is a data file, such as training pairs): "
+                              "export takes a checkpoint saved by `diffusionlab train`, such as checkpoints/cond.pt")
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["ema"].items()}
     training_only = ("model", "ema", "optimizer", "history", "total_steps", "format", "text_checkpoint")
     keep = {k: v for k, v in state.items() if k not in training_only}  # name, config(s), schedule, step, seed

@@ -115,3 +115,11 @@ def test_a_file_of_another_kind_is_named_by_what_it_holds(tmp_path):
     with pytest.raises(CheckpointError, match=r"holds a 'flow' model, but a 'cond' model was asked for\. Pass the "
                                               r"checkpoint of a 'cond' model\."):
         load_checkpoint(flow, "cond")
+
+
+def test_export_of_a_file_without_weights_says_what_it_takes(tmp_path):
+    pairs = save_checkpoint({"kind": "pairs", "inputs": torch.zeros(1)}, tmp_path / "pairs.pt")
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds no model weights .* export takes a checkpoint saved by "
+                                              r"`diffusionlab train`"):
+        course.export_weights(pairs, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
