@@ -72,12 +72,18 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
                               "shipped files again from the repository (data/checkpoints/).") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
-    if model_name is not None and state.get("model_name") != model_name:
-        held = (f"a {state['model_name']!r} model" if state.get("model_name") else
-                f"{state['kind']!r} data, no model" if state.get("kind") else "no model")
-        if model_name in DATA_FILES:
-            raise CheckpointError(f"{path} holds {held}, not {DATA_FILES[model_name]}; make them with "
-                                  f"`{train_command(model_name)}`")
+    if model_name is None:
+        return state
+    kind, held_name = state.get("kind"), state.get("model_name")  # kind: a data file (training pairs, a record)
+    held = f"{kind!r} data" if kind else f"a {held_name!r} model" if held_name else "no model"
+    if model_name in DATA_FILES and (kind or held_name != model_name):
+        raise CheckpointError(f"{path} holds {held}, not {DATA_FILES[model_name]}; make them with "
+                              f"`{train_command(model_name)}`")
+    if model_name not in DATA_FILES and kind:
+        what = f" (the record of a {held_name!r} run: records.load_record reads it)" if kind == "training-record" else ""
+        raise CheckpointError(f"{path} holds {held}{what}, not a model's weights. Pass the checkpoint of a "
+                              f"{model_name!r} model.")
+    if held_name != model_name:
         raise CheckpointError(f"{path} holds {held}, but a {model_name!r} model was asked for. Pass the checkpoint "
                               f"of a {model_name!r} model.")
     return state

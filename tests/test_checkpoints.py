@@ -104,11 +104,16 @@ def test_a_file_of_another_kind_is_named_by_what_it_holds(tmp_path):
     """The instruction pairs of `make-pairs` (kind 'pairs', no model name) given where reflow's pairs or a model
     are wanted: the error says what the file holds and what makes the right one, not "holds a None model"."""
     pairs = save_checkpoint({"kind": "pairs", "inputs": torch.zeros(1)}, tmp_path / "pairs.pt")
-    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, no model, not reflow's \(noise, sample\) "
-                                              r"pairs; make them with `diffusionlab make-reflow-pairs`"):
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, not reflow's \(noise, sample\) pairs; "
+                                              r"make them with `diffusionlab make-reflow-pairs`"):
         load_checkpoint(pairs, "reflow-pairs")
-    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, no model, but a 'cond' model was asked"):
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, not a model's weights\. Pass the "
+                                              r"checkpoint of a 'cond' model\."):
         load_checkpoint(pairs, "cond")
+    record = save_checkpoint({"kind": "training-record", "model_name": "cond"}, tmp_path / "cond_record.pt")
+    with pytest.raises(CheckpointError, match=r"cond_record.pt holds 'training-record' data \(the record of a 'cond' "
+                                              r"run: records.load_record reads it\), not a model's weights"):
+        load_checkpoint(record, "cond")
     flow = save_checkpoint({"model_name": "flow"}, tmp_path / "flow.pt")
     with pytest.raises(CheckpointError, match=r"flow.pt holds a 'flow' model, not reflow's \(noise, sample\) pairs"):
         load_checkpoint(flow, "reflow-pairs")
