@@ -425,12 +425,12 @@ def cmd_train(args) -> None:
     done = history["step"][-1] if history["step"] else 0
     batch = args.batch_size or course.recipe_batch_size(name)
     # the steps' own time, saved in the checkpoint: elapsed also counts loading and preparing the data (the text
-    # model encodes all 60,000 training digits first)
+    # model encodes all 60,000 training digits first) and what follows training (the VAE fits its scale factor)
     saved = load_training_state(checkpoint, name) if checkpoint.exists() else {}
     training = saved.get("seconds", elapsed + seconds_before) - seconds_before
     rate = batch * (done - resumed_from) / max(training, 1e-9)
     print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
-          f"{training:.1f} s of training ({elapsed:.1f} s with loading the data), {rate:.0f} training images/s; "
+          f"{training:.1f} s of training ({elapsed:.1f} s in all), {rate:.0f} training images/s; "
           f"saved {checkpoint}")
     if finetuning:
         print(f"trained {history['trainable']:,} of {history['parameters']:,} parameters "

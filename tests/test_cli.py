@@ -246,7 +246,7 @@ def test_the_training_rate_counts_the_steps_time_not_loading_the_data(tmp_path, 
     monkeypatch.setattr(course, "train_model", slow_to_start)
     assert _train(tmp_path / "cond.pt", "--steps", "2") == 0
     done = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("done:"))
-    times = re.search(r"([\d.]+) s of training \(([\d.]+) s with loading the data\)", done)
+    times = re.search(r"([\d.]+) s of training \(([\d.]+) s in all\)", done)
     assert times, done
     training, elapsed = map(float, times.groups())
     assert elapsed - training >= 2.0, done
