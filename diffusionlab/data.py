@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import numbers
 import os
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def load_image(source, size: int = 28, invert: bool | None = None) -> torch.Tens
 
     from PIL import ImageOps
 
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise ValueError(f"size is the side of the square result in pixels, a whole number of at least 1 (28 for the "
                          f"course's models), got {size!r}")
     img = ImageOps.exif_transpose(_open_image(source))
