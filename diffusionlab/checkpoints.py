@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .data import not_in_a_clone_hint
+
 FORMAT = "diffusionlab-checkpoint-v1"
 SAMPLED_MODELS = ("ddpm", "cond", "flow", "reflow", "text", "text-printed")  # the models of `diffusionlab sample`
 
@@ -46,6 +48,9 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
+DATA_FILES = {"reflow-pairs": "reflow's (noise, sample) pairs"}  # files in the checkpoint format that hold data
+
+
 def train_command(model_name: str | None) -> str:
     """The command line that makes a checkpoint of `model_name`."""
     return {"classifier": "diffusionlab classifier", "text-printed": "diffusionlab train finetune",
@@ -57,7 +62,7 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist. Train one with `{train_command(model_name)}` or "
-                              "pass the path of an existing one.")
+                              "pass the path of an existing one." + not_in_a_clone_hint())
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # torch's message advises weights_only=False, which is unsafe for a file of unknown origin
@@ -67,9 +72,20 @@ def load_checkpoint(path: str | Path, model_name: str | None = None, map_locatio
                               "shipped files again from the repository (data/checkpoints/).") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a diffusionlab checkpoint (no '{FORMAT}' marker).")
-    if model_name is not None and state.get("model_name") != model_name:
-        raise CheckpointError(f"{path} holds a {state.get('model_name')!r} model, but a {model_name!r} model was "
-                              f"asked for. Pass the checkpoint of a {model_name!r} model.")
+    if model_name is None:
+        return state
+    kind, held_name = state.get("kind"), state.get("model_name")  # kind: a data file (training pairs, a record)
+    held = f"{kind!r} data" if kind else f"a {held_name!r} model" if held_name else "no model"
+    if model_name in DATA_FILES and (kind or held_name != model_name):
+        raise CheckpointError(f"{path} holds {held}, not {DATA_FILES[model_name]}; make them with "
+                              f"`{train_command(model_name)}`")
+    if model_name not in DATA_FILES and kind:
+        what = f" (the record of a {held_name!r} run: records.load_record reads it)" if kind == "training-record" else ""
+        raise CheckpointError(f"{path} holds {held}{what}, not a model's weights. Pass the checkpoint of a "
+                              f"{model_name!r} model.")
+    if held_name != model_name:
+        raise CheckpointError(f"{path} holds {held}, but a {model_name!r} model was asked for. Pass the checkpoint "
+                              f"of a {model_name!r} model.")
     return state
 
 

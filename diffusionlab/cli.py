@@ -100,6 +100,10 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+SEED_HELP = "random seed (default 0): the same seed and options give the same output"
+DEVICE_HELP = "cpu, cuda, mps or auto (default: the best here)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineErrors(prog="diffusionlab", description="Train and sample the DiffusionLab course models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -113,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--minutes", type=_positive_float, help="wall-clock budget in minutes")
     t.add_argument("--batch-size", type=_positive_int, help="images per step (default: the model's recipe)")
     t.add_argument("--seed", type=int, help="random seed (default 0; a resumed run keeps its checkpoint's seed)")
-    t.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    t.add_argument("--device", default="auto", help=DEVICE_HELP)
     t.add_argument("--checkpoint", type=Path, help="where to save (default: checkpoints/MODEL.pt); "
                    "if it exists, training resumes from it and continues to the budget given now")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the checkpoint exists")
@@ -139,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--n-images", type=_positive_int, help="printed digits to train on (default 500)")
 
     s = sub.add_parser("sample", help="sample images from a trained model")
-    s.add_argument("--model", choices=SAMPLED_MODELS, default="cond")
+    s.add_argument("--model", choices=SAMPLED_MODELS, default="cond",
+                   help="cond (default; digits by class, lesson 3), ddpm (unconditional, lesson 2), flow or reflow "
+                        "(lesson 5), text or text-printed (captions, lessons 7 and 8)")
     s.add_argument("--n", type=_positive_int, default=100, help="number of images")
     s.add_argument("--guidance", type=_guidance,
                    help=f"classifier-free guidance scale, for the conditional models (default {course.DEFAULT_GUIDANCE} for cond, "
@@ -148,13 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-interval", type=int, nargs=2, metavar=("LO", "HI"),
                    help="text models: guide only the timesteps LO <= t < HI (default %d %d, the course's recommended "
                         "setting; 0 1000: every step)" % RECOMMENDED_GUIDANCE["guidance_interval"])
-    s.add_argument("--steps", type=_positive_int, help="sampling steps, 1 to 1000 (default 50; 10 for flow and reflow)")
+    s.add_argument("--steps", type=_positive_int, help="sampling steps (default 50; 10 for flow and reflow): 1 to 1000 for the "
+                   "diffusion models, any number of ODE steps for flow and reflow")
     s.add_argument("--sampler", choices=SAMPLERS, help="ddim (default) or ddpm; the diffusion models' sampler")
     s.add_argument("--solver", choices=flow.SOLVERS, help="flow and reflow: euler (default; one network evaluation "
                    "per step) or heun (two per step, one for the last)")
-    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic (default), 1 DDPM-like")
+    s.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--checkpoint", type=Path,
                    help="weights to use (default: the course's shipped checkpoint, else checkpoints/MODEL.pt)")
     s.add_argument("--out", type=Path, default=Path("samples.pt"),
@@ -182,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--n", type=_positive_int, default=8, help="number of images (default 8)")
     pp.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
     pp.add_argument("--guidance", type=_guidance, help=f"classifier-free guidance scale (default {DEFAULT_TEXT_GUIDANCE})")
-    pp.add_argument("--seed", type=int, default=0)
-    pp.add_argument("--device", default="auto")
+    pp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    pp.add_argument("--device", default="auto", help=DEVICE_HELP)
     pp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
     pp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     pp.add_argument("--out", type=Path, default=Path("p2p.pt"), help="output .pt file (default p2p.pt)")
@@ -194,10 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(labels 0..9 in turn, with guidance); writes {'eps', 'x0', 'labels', ...} for `train reflow`.")
     rp.add_argument("--n", type=_positive_int, required=True, help="number of pairs")
     rp.add_argument("--steps", type=_positive_int, default=20, help="solver steps per sample (default 20)")
-    rp.add_argument("--solver", choices=flow.SOLVERS, default="euler")
+    rp.add_argument("--solver", choices=flow.SOLVERS, default="euler",
+                    help="euler (default; one network evaluation per step) or heun (two per step, one for the last)")
     rp.add_argument("--guidance", type=_guidance, help=f"guidance scale (default {course.FLOW_GUIDANCE})")
-    rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--device", default="auto")
+    rp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    rp.add_argument("--device", default="auto", help=DEVICE_HELP)
     rp.add_argument("--checkpoint", type=Path, help="the flow model (default: the shipped flow.pt, else checkpoints/flow.pt)")
     rp.add_argument("--out", type=Path, required=True, help="output .pt file")
 
@@ -211,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                     f"(default: all, weighted {dict(zip(KINDS, KIND_WEIGHTS))})")
     mp.add_argument("--samples-per-prompt", type=_positive_int, default=4, help="image pairs sampled per prompt (4)")
     mp.add_argument("--steps", type=_positive_int, default=20, help="DDIM steps per sample (default 20)")
-    mp.add_argument("--seed", type=int, default=0)
-    mp.add_argument("--device", default="auto")
+    mp.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    mp.add_argument("--device", default="auto", help=DEVICE_HELP)
     mp.add_argument("--checkpoint", type=Path, help="the text model (default: the shipped text.pt, else checkpoints/text.pt)")
     mp.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
     mp.add_argument("--out", type=Path, required=True, help="output .pt file")
@@ -232,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "of the InstructPix2Pix visualizer); 1 starts from pure noise (default 1)")
     ed.add_argument("--variant", default="full", choices=list(VARIANTS), help="full (CFG + DDIM), no-ddim, no-cfg, "
                     "no-cfg-no-ddim, or img2img (SDEdit with the lesson-7 text model and the edited caption)")
-    ed.add_argument("--seed", type=int, default=0)
-    ed.add_argument("--device", default="auto")
+    ed.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    ed.add_argument("--device", default="auto", help=DEVICE_HELP)
     ed.add_argument("--checkpoint", type=Path,
                     help="the pix2pix model (default: the shipped pix2pix.pt, else checkpoints/pix2pix.pt)")
     ed.add_argument("--vae", type=Path, help="the VAE it was trained with (default: the shipped vae.pt)")
@@ -242,16 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     ed.add_argument("--out", type=Path, default=Path("edited.pt"), help="output .pt file (default edited.pt)")
     ed.add_argument("--png", type=Path, help="also save a grid: the inputs above their edits")
 
-    e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)")
-    e.add_argument("checkpoint", type=Path)
-    e.add_argument("out", type=Path)
+    e = sub.add_parser("export", help="keep only a checkpoint's EMA weights, in fp16 (the shipped format)",
+                       description="Write the EMA weights of a training checkpoint in fp16, without the optimiser "
+                       "state: the small file the course ships in data/checkpoints/, which `sample --checkpoint` "
+                       "and course.load read (training cannot resume from it).")
+    e.add_argument("checkpoint", type=Path, help="a checkpoint saved by `diffusionlab train`, such as checkpoints/cond.pt")
+    e.add_argument("out", type=Path, help="the file to write, such as cond_small.pt")
 
     q = sub.add_parser("score", help="measure a samples file: classifier accuracy and Frechet distance (FD)")
     q.add_argument("samples", type=Path, help="a file written by `diffusionlab sample`")
 
     c = sub.add_parser("classifier", help="train an MNIST classifier of the kind that measures samples (the course's "
                        "own, data/checkpoints/classifier.pt, is left as shipped)")
-    c.add_argument("--epochs", type=_positive_int, default=3)
+    c.add_argument("--epochs", type=_positive_int, default=3, help="passes over the MNIST training set (default 3)")
     c.add_argument("--out", type=Path, default=Path("checkpoints/classifier.pt"),
                    help="where to save (default checkpoints/classifier.pt; the course's scorer, "
                         "data/checkpoints/classifier.pt, stays as shipped: every measurement was made with it). "
@@ -274,7 +285,22 @@ PLAYGROUND = Path(__file__).resolve().parent.parent / "notebooks" / "playground.
 
 def playground_command(port: int, notebook: Path = PLAYGROUND) -> list[str]:
     """The Voila command that serves the playground notebook on localhost:`port`."""
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1"]
+    # port_retries=0: on a busy port Voila would otherwise serve on the next free one, not at the address printed
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0"]
+
+
+def check_port_free(port: int) -> None:
+    """Refuse a port that a server (an earlier playground, a Jupyter) already listens on, before starting Voila."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Voila binds: a closed server's port is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ValueError(f"port {port} is in use: a playground (then open http://localhost:{port}/) or another "
+                             "server already runs there; stop it, or give another port with --port") from None
 
 
 def cmd_playground(args) -> None:
@@ -285,6 +311,7 @@ def cmd_playground(args) -> None:
         raise ValueError("Voila is not installed: pip install -e '.[app]' (or '.[dev]')")
     if not PLAYGROUND.exists():
         raise ValueError(f"{PLAYGROUND} is missing: the playground runs from a clone of the course's repository")
+    check_port_free(args.port)
     print(f"The playground: http://localhost:{args.port}/  (Ctrl-C stops it)", flush=True)
     subprocess.run(playground_command(args.port), check=False)
 
@@ -357,10 +384,11 @@ def cmd_train(args) -> None:
             raise ValueError(f"--record: {checkpoint} exists, but a record covers a whole run from step 0; give a "
                              f"new --checkpoint path or delete {checkpoint}")
         check_writable(args.record, "record", f"{name}_record.pt")
-    resumed_from = 0
+    resumed_from, seconds_before = 0, 0.0
     if checkpoint.exists() and not args.no_resume:
         state = load_training_state(checkpoint, name)
-        resumed_from, trained = state["step"], state.get("seconds", 0.0) / 60
+        resumed_from, seconds_before = state["step"], state.get("seconds", 0.0)
+        trained = seconds_before / 60
         print(f"resuming {name!r} from step {resumed_from} of {checkpoint} ({trained:.1f} minutes trained), "
               f"to {_budget_text(steps, minutes)}")
         if args.seed is not None and args.seed != state["seed"]:
@@ -396,9 +424,14 @@ def cmd_train(args) -> None:
     elapsed = time.time() - start
     done = history["step"][-1] if history["step"] else 0
     batch = args.batch_size or course.recipe_batch_size(name)
-    rate = batch * (done - resumed_from) / max(elapsed, 1e-9)
+    # the steps' own time, saved in the checkpoint: elapsed also counts loading and preparing the data (the text
+    # model encodes all 60,000 training digits first) and what follows training (the VAE fits its scale factor)
+    saved = load_training_state(checkpoint, name) if checkpoint.exists() else {}
+    training = saved.get("seconds", elapsed + seconds_before) - seconds_before
+    rate = batch * (done - resumed_from) / max(training, 1e-9)
     print(f"done: step {done}, loss {sum(history['loss'][-100:]) / max(1, len(history['loss'][-100:])):.4f}, "
-          f"{elapsed:.1f} s, {rate:.0f} training images/s; saved {checkpoint}")
+          f"{training:.1f} s of training ({elapsed:.1f} s in all), {rate:.0f} training images/s; "
+          f"saved {checkpoint}")
     if finetuning:
         print(f"trained {history['trainable']:,} of {history['parameters']:,} parameters "
               f"({100 * history['trainable'] / history['parameters']:.1f}%)")
@@ -624,6 +657,8 @@ def cmd_edit(args) -> None:
     """`diffusionlab edit`: {"images": (N, 1, 28, 28) in [0, 1], "instruction": str}."""
     from .pipelines.instruct import DEFAULT_IMAGE_GUIDANCE, DEFAULT_TEXT_GUIDANCE as PIX_TEXT_GUIDANCE
 
+    if not args.instruction.strip():
+        raise ValueError('--instruction is empty: say what to change, such as "turn it into a 3" or "make it thicker"')
     check_writable(args.out, "--out", "edited.pt")
     if args.png:
         check_writable(args.png, "--png", "edited.png")

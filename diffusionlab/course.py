@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from .data import load_mnist
+from .data import load_mnist, not_in_a_clone_hint
 from . import flow
 from .losses import denoiser_loss, diffusion_loss
 from .models.unet import UNet, UNetConfig, config_dict
@@ -41,6 +41,7 @@ from .pipelines.pixel import DEFAULT_GUIDANCE, DiffusionModel, default_batch_siz
 from .pipelines.flow import FLOW_GUIDANCE, REFLOW_GUIDANCE, FlowModel, load_reflow_data
 from .schedules import NoiseSchedule
 from .train import train
+from .utils import get_device
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 
@@ -211,6 +212,9 @@ def export_weights(checkpoint, out, half: bool = True) -> Path:
     Paths on the machine that trained the model (pix2pix's `text_checkpoint`) are dropped: a shipped model
     goes with the other shipped models (pix2pix's img2img baseline then loads the shipped text.pt)."""
     state = load_checkpoint(checkpoint)
+    if not isinstance(state.get("ema"), dict):
+        raise CheckpointError(f"{checkpoint} holds no model weights (it is a data file, such as training pairs): "
+                              "export takes a checkpoint saved by `diffusionlab train`, such as checkpoints/cond.pt")
     weights = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state["ema"].items()}
     training_only = ("model", "ema", "optimizer", "history", "total_steps", "format", "text_checkpoint")
     keep = {k: v for k, v in state.items() if k not in training_only}  # name, config(s), schedule, step, seed
@@ -222,7 +226,9 @@ def load(name: str, checkpoint=None, device=None, vae=None):
 
     Returns a DiffusionModel (denoiser, ddpm, cond), a FlowModel (flow, reflow), a VAE (vae), a LatentDiffusion
     (text, text-printed) or an InstructPix2Pix (pix2pix); the last three take `vae`: a path, or None for the shipped
-    vae.pt."""
+    vae.pt. device: a torch.device, or a name ("cpu", "cuda", "mps", "auto": the best here); None: the CPU."""
+    if isinstance(device, str):
+        device = get_device(device)  # a clear error for a name torch does not know or a device that is not here
     if name == "text-printed":
         from .finetune import load as load_finetuned
         return load_finetuned(checkpoint, vae=vae, device=device)
@@ -238,7 +244,8 @@ def load(name: str, checkpoint=None, device=None, vae=None):
     path = Path(checkpoint) if checkpoint is not None else shipped_checkpoint(name)
     if checkpoint is None and not path.exists():
         raise CheckpointError(f"no shipped checkpoint for {name!r} at {path}; train one with "
-                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}")
+                              f"`diffusionlab train {name}` and pass --checkpoint {default_checkpoint(name)}."
+                              + not_in_a_clone_hint())
     state = load_checkpoint(path, name)
     config = UNetConfig(**state["config"])
     unet = UNet(config)

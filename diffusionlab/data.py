@@ -12,13 +12,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import numbers
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+COURSE_ROOT = Path(__file__).resolve().parent.parent  # the course folder: a clone holds data/, notebooks/, pyproject.toml
+DATA_DIR = COURSE_ROOT / "data" / "mnist"
 HANDWRITTEN_DIR = DATA_DIR.parent / "handwritten"  # scanned handwritten digits to edit in lesson 6 (its README: source, licence)
 FILES = {
     ("train", "images"): "train-images-idx3-ubyte.gz",
@@ -33,7 +36,20 @@ class DataFileError(RuntimeError):
     """A data file is missing or damaged."""
 
 
+def not_in_a_clone_hint() -> str:
+    """Why the course's files are missing when the package was installed without its folder (a plain
+    `pip install .`, or from a git URL): "" when it runs from a clone."""
+    if (COURSE_ROOT / "pyproject.toml").exists():
+        return ""
+    return (f" diffusionlab runs from {COURSE_ROOT}, which is not the course folder: the package reads MNIST, the "
+            "shipped models and the playground from the clone's data/ and notebooks/, which a plain `pip install` "
+            "does not copy. Install it editable from a clone of the course instead: `pip install -e .` in the clone "
+            "(the README's first command).")
+
+
 def _restore_hint(data_dir: Path) -> str:
+    if not_in_a_clone_hint():
+        return not_in_a_clone_hint().strip() + f" (Looked in {data_dir}.)"
     return (
         f"Restore it with `git checkout -- data/mnist` in the course folder, or re-clone the course. "
         f"(Looked in {data_dir}.)"
@@ -122,6 +138,10 @@ def _open_image(source):
         arr = arr.clip(0, 255).astype(np.uint8)
         return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     raw = isinstance(source, (bytes, bytearray, memoryview))
+    if not (raw or isinstance(source, (str, os.PathLike)) or hasattr(source, "read")):
+        hint = " (a tensor: pass tensor.squeeze().cpu().numpy(), (H, W) in [0, 1])" if torch.is_tensor(source) else ""
+        raise TypeError(f"load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a "
+                        f"{type(source).__name__}{hint}")
     try:
         img = Image.open(io.BytesIO(bytes(source)) if raw else source)
         img.load()
@@ -210,6 +230,9 @@ def load_image(source, size: int = 28, invert: bool | None = None) -> torch.Tens
 
     from PIL import ImageOps
 
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"size is the side of the square result in pixels, a whole number of at least 1 (28 for the "
+                         f"course's models), got {size!r}")
     img = ImageOps.exif_transpose(_open_image(source))
     if max(img.size) > 1024:  # a phone photo: the digit survives, the work shrinks
         img = img.copy()

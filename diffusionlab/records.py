@@ -170,6 +170,10 @@ def compare_with_shipped(record: dict) -> tuple[bool, str]:
 def load_record(name_or_path) -> dict:
     """A training record: the shipped one of course model `name` ("denoiser", "ddpm", "cond"), or a file."""
     path = shipped_record(name_or_path) if name_or_path in RECORDED else Path(name_or_path)
+    if not path.exists():
+        raise CheckpointError(f"no training record {str(name_or_path)!r}: the course ships the records of "
+                              f"{', '.join(RECORDED)}; or pass the path of a file made by `diffusionlab train MODEL "
+                              "--steps N --record FILE`")
     record = load_checkpoint(path)
     if record.get("kind") != "training-record":
         raise CheckpointError(f"{path} is a checkpoint, not a training record (made by `diffusionlab train "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import numbers
 import signal
 import threading
 import time
@@ -50,8 +51,8 @@ def check_budget(steps: int | None, minutes: float | None) -> None:
     """A training budget is `steps`, `minutes` or both; say clearly what is wrong with a bad one."""
     if steps is None and minutes is None:
         raise ValueError("give a training budget: steps=... or minutes=...")
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1):
+        raise ValueError(f"steps must be a whole number of optimiser steps, at least 1, got {steps!r}")
     if minutes is not None and minutes <= 0:
         raise ValueError(f"minutes must be positive, got {minutes}")
 
@@ -157,7 +158,8 @@ def train(
     labels = labels.to(device) if labels is not None else None
     n = len(images)
     if n < batch_size:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images")
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training images: give a batch of at most "
+                         f"{n} (`--batch-size` on the command line) or more training images")
 
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -98,3 +98,33 @@ def test_the_course_model_samples_with_the_ema_weights(tmp_path):
         eps = loaded.eps_fn(y)(xt, t)
         assert torch.allclose(eps, loaded.unet(xt, t, y), atol=1e-6)
         assert not torch.allclose(eps, raw.eval()(xt, t, y), atol=1e-4)
+
+
+def test_a_file_of_another_kind_is_named_by_what_it_holds(tmp_path):
+    """The instruction pairs of `make-pairs` (kind 'pairs', no model name) given where reflow's pairs or a model
+    are wanted: the error says what the file holds and what makes the right one, not "holds a None model"."""
+    pairs = save_checkpoint({"kind": "pairs", "inputs": torch.zeros(1)}, tmp_path / "pairs.pt")
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, not reflow's \(noise, sample\) pairs; "
+                                              r"make them with `diffusionlab make-reflow-pairs`"):
+        load_checkpoint(pairs, "reflow-pairs")
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds 'pairs' data, not a model's weights\. Pass the "
+                                              r"checkpoint of a 'cond' model\."):
+        load_checkpoint(pairs, "cond")
+    record = save_checkpoint({"kind": "training-record", "model_name": "cond"}, tmp_path / "cond_record.pt")
+    with pytest.raises(CheckpointError, match=r"cond_record.pt holds 'training-record' data \(the record of a 'cond' "
+                                              r"run: records.load_record reads it\), not a model's weights"):
+        load_checkpoint(record, "cond")
+    flow = save_checkpoint({"model_name": "flow"}, tmp_path / "flow.pt")
+    with pytest.raises(CheckpointError, match=r"flow.pt holds a 'flow' model, not reflow's \(noise, sample\) pairs"):
+        load_checkpoint(flow, "reflow-pairs")
+    with pytest.raises(CheckpointError, match=r"holds a 'flow' model, but a 'cond' model was asked for\. Pass the "
+                                              r"checkpoint of a 'cond' model\."):
+        load_checkpoint(flow, "cond")
+
+
+def test_export_of_a_file_without_weights_says_what_it_takes(tmp_path):
+    pairs = save_checkpoint({"kind": "pairs", "inputs": torch.zeros(1)}, tmp_path / "pairs.pt")
+    with pytest.raises(CheckpointError, match=r"pairs.pt holds no model weights .* export takes a checkpoint saved by "
+                                              r"`diffusionlab train`"):
+        course.export_weights(pairs, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()

@@ -1,11 +1,15 @@
 """The command line: train -> sample round trip on a tiny budget, and clear one-line errors."""
 
+import argparse
+import re
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from diffusionlab.checkpoints import load_checkpoint
+from diffusionlab import cli
 from diffusionlab.cli import main
 
 
@@ -220,3 +224,29 @@ def test_classifier_saves_under_checkpoints_by_default_and_leaves_the_shipped_sc
     assert "wrote checkpoints/classifier.pt" in out and "load_classifier('checkpoints/classifier.pt')" in out
     metrics.load_classifier(tmp_path / "checkpoints" / "classifier.pt")
     assert metrics.CLASSIFIER_PATH.read_bytes() == shipped
+
+
+def test_every_option_of_every_command_says_what_it_is_in_help():
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    silent = [f"{name} {action.option_strings[0] if action.option_strings else action.dest}"
+              for name, parser in sub.choices.items() for action in parser._actions
+              if not isinstance(action, argparse._HelpAction) and not action.help]
+    assert not silent, f"options without help text: {silent}"
+
+
+def test_the_training_rate_counts_the_steps_time_not_loading_the_data(tmp_path, capsys, monkeypatch):
+    from diffusionlab import course
+
+    train_model = course.train_model
+
+    def slow_to_start(*args, **kwargs):  # as the text model, which encodes the whole training set first
+        time.sleep(2.0)
+        return train_model(*args, **kwargs)
+
+    monkeypatch.setattr(course, "train_model", slow_to_start)
+    assert _train(tmp_path / "cond.pt", "--steps", "2") == 0
+    done = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("done:"))
+    times = re.search(r"([\d.]+) s of training \(([\d.]+) s in all\)", done)
+    assert times, done
+    training, elapsed = map(float, times.groups())
+    assert elapsed - training >= 2.0, done

@@ -65,6 +65,7 @@ def test_edit_a_pt_file_of_images_is_reproducible(tiny, tmp_path, variant):
 
 @pytest.mark.parametrize("args, message", [
     (["--instruction", "turn it intoo a 3"], "unknown word 'intoo' (did you mean 'into'"),
+    (["--instruction", " "], '--instruction is empty: say what to change, such as "turn it into a 3"'),
     (["--instruction", "make it thicker", "--steps", "1"], "2 to 1000"),
     (["--instruction", "make it thicker", "--strength", "0"], "runs no step"),
     (["--instruction", "make it thicker", "--sampler", "ddpm"], "use variant 'no-ddim'"),

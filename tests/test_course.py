@@ -18,3 +18,13 @@ def test_latent_models_have_no_unet_recipe_and_the_error_says_where_they_are_bui
 def test_an_unknown_name_lists_the_course_models():
     with pytest.raises(ValueError, match=r"unknown model 'unet'; the course's models are: denoiser, ddpm, cond"):
         course.build("unet")
+
+
+@pytest.mark.parametrize("name", ["cond", "text"])
+def test_load_names_the_devices_there_are_for_a_device_that_is_not_one(name):
+    with pytest.raises(ValueError, match=r"unknown device 'gpu'; the devices here are: cpu"):
+        course.load(name, device="gpu")
+
+
+def test_load_takes_a_device_name():
+    assert course.load("cond", device="cpu").device.type == "cpu"

@@ -92,6 +92,21 @@ def test_load_image_rejects_non_images_clearly(tmp_path):
         data.load_image(f)
 
 
+
+@pytest.mark.parametrize("source, error, message", [
+    (torch.rand(1, 28, 28), TypeError, r"not a Tensor \(a tensor: pass tensor.squeeze\(\).cpu\(\).numpy\(\)"),
+    (42, TypeError, "load_image reads a file path, bytes, a file object, a PIL image or a numpy array, not a int"),
+])
+def test_load_image_names_the_sources_it_reads(source, error, message):
+    with pytest.raises(error, match=message):
+        data.load_image(source)
+
+
+@pytest.mark.parametrize("size", [0, -3, 2.5])
+def test_load_image_refuses_a_size_that_is_no_picture(size):
+    with pytest.raises(ValueError, match=f"size is the side .* got {size}"):
+        data.load_image(_seven(), size=size)
+
 # --- Real pictures: where the digit is, which way up, which shade is ink -------------------------------------
 
 
@@ -182,3 +197,19 @@ def test_load_image_accepts_an_ipywidgets_upload():
     x = data.load_image(memoryview(content))  # ipywidgets 8: value[0]["content"]
     assert torch.equal(x, data.load_image(content))
     assert torch.equal(x, data.load_image(io.BytesIO(content)))
+
+
+def test_a_package_installed_without_the_course_folder_says_to_install_it_from_a_clone(tmp_path, monkeypatch):
+    """As after a plain `pip install .`: the package's folder has no data/ and no pyproject.toml beside it."""
+    from diffusionlab import course
+    from diffusionlab.checkpoints import CheckpointError, load_checkpoint
+
+    assert data.not_in_a_clone_hint() == ""  # the tests run from a clone
+    monkeypatch.setattr(data, "COURSE_ROOT", tmp_path)
+    with pytest.raises(data.DataFileError, match=r"not the course folder.*`pip install -e \.` in the clone"):
+        data.load_mnist("test", data_dir=tmp_path / "data" / "mnist")
+    with pytest.raises(CheckpointError, match=r"not the course folder.*`pip install -e \.` in the clone"):
+        load_checkpoint(tmp_path / "data" / "checkpoints" / "text.pt", "text")
+    monkeypatch.setattr(course, "CHECKPOINT_DIR", tmp_path / "data" / "checkpoints")
+    with pytest.raises(CheckpointError, match=r"no shipped checkpoint.*not the course folder"):
+        course.load("cond")

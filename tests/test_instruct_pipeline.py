@@ -1,6 +1,8 @@
 """InstructPix2Pix (pipelines/instruct.py, lesson 9) on tiny models: the model made from the lesson-7 text model,
 the two guidance scales, training and resuming, the five variants, strength, and bad input."""
 
+import re
+
 import pytest
 import torch
 from PIL import Image, ImageDraw
@@ -203,6 +205,14 @@ def test_bad_settings_are_clear_errors(trained, tiny, kwargs, message):
     with pytest.raises(ValueError, match=message):
         trained.edit(_digits(tiny, 1), "make it thicker", **{"steps": 3, **kwargs})
 
+
+
+@pytest.mark.parametrize("steps", [2, 4, 6, 10])
+def test_a_strength_that_runs_no_step_is_refused_naming_one_that_runs(trained, tiny, steps):
+    with pytest.raises(ValueError, match="runs no step") as err:  # round(0.5) == 0: half a step rounds to none
+        trained.edit(_digits(tiny, 1), "make it thicker", steps=steps, strength=0.5 / steps)
+    suggested = float(re.search(r"at least ([\d.]+)", str(err.value)).group(1))
+    trained.edit(_digits(tiny, 1), "make it thicker", steps=steps, strength=suggested)  # accepted
 
 @pytest.mark.parametrize("images, message", [
     (torch.zeros(1, 28, 28), r"\(N, 1, 28, 28\)"), (torch.zeros(2, 1, 32, 32), r"\(N, 1, 28, 28\)"),

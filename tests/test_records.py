@@ -133,3 +133,10 @@ def test_show_record_is_legible_and_its_legend_hides_no_curve(name, own_steps):
         inside = [box.contains(x, y) for x, y in points]
         assert not any(inside), f"the legend covers part of the curve '{line.get_label()}'"
     matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("name", ["flow", "cnd", "nothere.pt"])
+def test_a_record_that_is_not_there_names_the_shipped_ones(name):
+    with pytest.raises(course.CheckpointError, match=f"no training record '{name}': the course ships the records of "
+                                                     "denoiser, ddpm, cond"):
+        records.load_record(name)

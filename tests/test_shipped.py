@@ -72,3 +72,10 @@ def test_shipped_denoiser_beats_the_noise():
 def test_wrong_checkpoint_for_model_is_refused():
     with pytest.raises(course.CheckpointError, match="holds a 'ddpm' model, but a 'cond' model was asked for"):
         course.load("cond", CKPT_DIR / "ddpm.pt")
+
+
+@pytest.mark.parametrize("name", ["cond", "flow"])
+@pytest.mark.parametrize("n", [0, -2, 2.5])
+def test_sample_refuses_a_number_of_images_that_is_none(name, n):
+    with pytest.raises(ValueError, match=f"n is the number of images to sample, a whole number of at least 1, got {n}"):
+        course.load(name).sample(n, steps=2)

@@ -98,7 +98,12 @@ def test_budget_errors(mnist_small):
     model = UNet(CFG)
     with pytest.raises(ValueError, match="give a training budget"):
         train(model, None, x, y)
-    with pytest.raises(ValueError, match="batch_size 512 is larger"):
+    for steps in (0, 1.5, "10"):
+        with pytest.raises(ValueError, match=f"steps must be a whole number of optimiser steps, at least 1, "
+                                             f"got {steps!r}"):
+            train(model, None, x, y, steps=steps)
+    with pytest.raises(ValueError, match="batch_size 512 is larger than the 256 training images: give a batch of at "
+                                         "most 256"):
         train(model, None, x, y, steps=1, batch_size=512)
 
 

@@ -109,6 +109,18 @@ def test_empty_instruction_and_unknown_word_are_told_and_the_panel_goes_on(digit
     assert "images" in e.last
 
 
+def test_a_temperature_that_runs_no_step_is_told_in_the_pages_words(digits):
+    pipe = FakeEditPipe()
+    e = make(pipe, digits).edit
+    e.controls["instruction"].value = "make it thicker"
+    e.controls["steps"].value, e.controls["temperature"].value = 4, 0.1  # round(0.4) == 0 steps
+    e.run()
+    assert e.last["error"] == ("Temperature 0.1 of 4 steps runs no step: raise the temperature to at least 0.25 or "
+                               "the steps to at least 10.") and not pipe.calls
+    e.controls["temperature"].value = 0.25
+    e.run()
+    assert "images" in e.last and len(pipe.calls) == 1
+
 def _picture(size, mode, fmt):
     img = Image.new(mode, size, "white" if mode != "L" else 255)
     from PIL import ImageDraw
@@ -193,6 +205,25 @@ def test_edit_tab_without_a_pipeline_says_so(digits):
     assert "not available" in app.edit.last["error"]
     assert all(b.disabled for b in app.gallery_buttons[:len(pg.EDIT_EXAMPLES)])
 
+
+
+def test_the_gallery_and_the_readme_quote_the_about_tabs_success_rates(digits):
+    """The Gallery tab's one-line summary and the README's are the About tab's measured figures, rounded."""
+    import math
+    import re
+    from pathlib import Path
+
+    about = {kind: [float(v) for v in re.search(pattern, pg.ABOUT).groups()] for kind, pattern in {
+        "digit": r'digit changes \("turn it into a 3"\): ([\d.]+)% and ([\d.]+)%',
+        "thickness": r"thickness: ([\d.]+)% and ([\d.]+)%", "size": r"size: ([\d.]+)%",
+        "slant": r"slant: ([\d.]+)%"}.items()}
+    style = [v for kind in ("thickness", "size", "slant") for v in about[kind]]
+    summary = (f"{math.floor(min(about['digit']))}-{math.ceil(max(about['digit']))}% of digit changes and "
+               f"{min(style):g}-{max(style):g}% of thickness, size and slant edits")
+    intro = make(None, digits).tab.children[3].children[0].value  # the Gallery tab's first line
+    assert summary in intro
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert summary in readme
 
 def test_defaults_come_from_the_pipelines_and_the_controls_have_the_sites_bounds(digits):
     app = make(FakeEditPipe(), digits, text_pipe=SimpleNamespace(), class_model=SimpleNamespace())

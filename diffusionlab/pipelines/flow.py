@@ -15,7 +15,7 @@ import torch
 from .. import flow
 from ..checkpoints import load_checkpoint, save_checkpoint
 from ..models.unet import UNet
-from .pixel import TrainedUNet, default_batch_size
+from .pixel import TrainedUNet, check_n, default_batch_size
 
 FLOW_GUIDANCE = 1.5  # the flow model's default guidance: measured best at 10 evaluations (benchmarks/RESULTS.md)
 REFLOW_GUIDANCE = 1.0  # reflow learns the guided teacher's pairs: sample it without guidance (one pass per step)
@@ -44,6 +44,7 @@ class FlowModel(TrainedUNet):
         network evaluations; with guidance each runs the network on the conditional and unconditional batch).
         labels: (n,) classes, or None for unconditional samples. x1: the starting noise (n, 1, 28, 28)."""
         flow.check_solver(solver)
+        n = check_n(n)
         if labels is not None:
             labels = torch.as_tensor(labels, device=self.device).long().reshape(-1)
             if len(labels) != n:

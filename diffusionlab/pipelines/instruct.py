@@ -310,7 +310,7 @@ class InstructPix2Pix:
         check_strength(strength)
         if round(strength * steps) < 1:
             raise ValueError(f"strength {strength:g} of {steps} steps runs no step: give a strength of at least "
-                             f"{0.5 / steps:.3g} (or more steps)")
+                             f"{1 / steps:.3g}, one step (or more steps)")
         self.model.eval()
         self.vae.eval()
         z_I = self.vae.encode_latents(x).float()  # (N, 4, 8, 8), scaled

@@ -321,6 +321,8 @@ def train_text(steps: int | None = None, minutes: float | None = None, checkpoin
     vae.to(device).eval()
     x, y = load_mnist("train")
     x, y = x[:limit], y[:limit]  # limit=None: all 60,000
+    if progress:
+        print(f"encoding the {len(x):,} training digits with the VAE and measuring their captions", flush=True)
     z0, codes = latent_training_data(vae, x, y)
     torch.manual_seed(seed)
     model = TextToLatent(recipe.unet, recipe.text).to(device)

@@ -7,6 +7,7 @@ trained models are loaded with `course.load(name)`.
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import torch
@@ -18,6 +19,17 @@ from ..schedules import NoiseSchedule
 from ..utils import autocast_dtype
 
 DEFAULT_GUIDANCE = 2.0  # the guidance scale the course recommends for the `cond` model
+
+
+def check_n(n) -> int:
+    """The number of images to sample: a whole number, at least 1."""
+    try:
+        count = operator.index(n)
+    except TypeError:
+        count = None
+    if count is None or count < 1:
+        raise ValueError(f"n is the number of images to sample, a whole number of at least 1, got {n!r}")
+    return count
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -126,6 +138,7 @@ class DiffusionModel(TrainedUNet):
         """
         if self.schedule is None:
             raise ValueError(f"the {self.name!r} model is a one-step denoiser, not a diffusion model: call it directly")
+        n = check_n(n)
         if labels is not None:
             labels = torch.as_tensor(labels, device=self.device).long().reshape(-1)
             if len(labels) != n:
