@@ -19,7 +19,10 @@ OMP_NUM_THREADS=1 diffusionlab train denoiser --steps 1000 --seed 0 --checkpoint
 OMP_NUM_THREADS=1 diffusionlab train ddpm --steps 3000 --seed 0 --checkpoint checkpoints/ddpm.pt --record "$out/ddpm_record.pt"
 # lesson 5: flow matching with cond's network and recipe (the shipped run: 35 minutes of one thread on a shared
 # 2-core CPU, which ended at step 2498 of that schedule), then reflow: 4000 (noise, sample) pairs from it (Euler 20
-# steps, guidance 2) and the flow model fine-tuned on them (the shipped run: 9 minutes, step 399 of an estimated 531)
+# steps, guidance 2) and the flow model fine-tuned on them (the shipped run: 9 minutes, step 399 of an estimated 531).
+# That reflow run is the one exception to "the same on every machine": its learning rate followed a cosine planned
+# for 531 steps and its time ran out at step 399, while --steps 399 decays to the floor at step 399, so the
+# re-made reflow.pt differs from the shipped one by more than floating point (a run of the same length and data).
 OMP_NUM_THREADS=1 diffusionlab train flow --steps 2498 --seed 0 --checkpoint checkpoints/flow.pt
 OMP_NUM_THREADS=1 diffusionlab make-reflow-pairs --n 4000 --steps 20 --solver euler --guidance 2 --seed 0 --checkpoint checkpoints/flow.pt --out checkpoints/reflow_pairs.pt
 OMP_NUM_THREADS=1 diffusionlab train reflow --pairs checkpoints/reflow_pairs.pt --base checkpoints/flow.pt --steps 399 --seed 0 --checkpoint checkpoints/reflow.pt
