@@ -97,6 +97,27 @@ def test_the_colab_setup_says_what_to_do_when_the_clone_fails(tmp_path, monkeypa
     assert "REPOSITORY in this cell" in message and "/content/diffusionlab" in message
 
 
+def test_the_colab_setup_shows_pips_message_when_the_install_fails(monkeypatch):
+    """pip's output goes to the kernel's log, not to the notebook: a failed install must stop with pip's own
+    message (a missing dependency, no space left...), not with a bare CalledProcessError. The clone and the
+    install are stood in for by a fake subprocess.run: the clone succeeds, pip fails."""
+    import subprocess
+
+    def fake_run(command, **kwargs):
+        failed = "pip" in command
+        return subprocess.CompletedProcess(command, 1 if failed else 0, stdout="",
+                                           stderr="ERROR: No matching distribution found for torch" if failed else "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(os.path, "exists", lambda path: False)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    setup = make_lessons.source_text(code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))[0])
+    with pytest.raises(SystemExit) as stop:
+        exec(compile(setup, "setup cell", "exec"), {})
+    message = str(stop.value)
+    assert "Could not install the course" in message and "No matching distribution found for torch" in message
+
+
 def test_readme_opens_the_student_lesson_with_the_repository_as_jupyters_root(monkeypatch):
     """The README's first command ends with `jupyter lab ...`: run from the clone, it must serve the repository
     (lessons/ and notebooks/ both in the file browser) and open lesson 1's student version."""
