@@ -202,7 +202,8 @@ def sample(
     sampler:    "ddpm" (ancestral, Algorithm 2) or "ddim" (eq. 12 with `eta`)
     eta:        DDIM's noise level, 0 (deterministic) to 1 (DDPM's noise); "ddpm" takes no eta (leave it 0)
     steps:      number of steps, 1..T, on the timesteps `ddim_timesteps(T, steps, spacing)`
-    xT:         the starting point (default: fresh noise of `shape` from `generator` on `device`)
+    xT:         the starting point (default: fresh noise of `shape` from `generator` on `device`); with xT,
+                shape is None or xT's shape, and the samples are on xT's device
     start_step: skip the first `start_step` timesteps, starting from xT at the timestep after them
                 (SDEdit, lesson 6)
     callback:   callback(i, t, t_prev, x_prev, x0_hat) after every step; if it returns a tensor,
@@ -219,6 +220,9 @@ def sample(
     if xT is None:
         x = torch.randn(shape, generator=generator, device=device)
     else:
+        if shape is not None and tuple(shape) != tuple(xT.shape):
+            raise ValueError(f"xT has shape {tuple(xT.shape)} but shape is {tuple(shape)}: the samples start from "
+                             "xT, so pass shape=None (or xT's shape) with it")
         x = xT.to(compute_dtype(xT))
     traj = {"t": [], "xt": [x.cpu()], "x0": []}
     run = timesteps[start_step:]

@@ -268,6 +268,16 @@ def test_an_eps_of_another_shape_is_refused_not_broadcast():
         ddim_invert(wrong, torch.zeros(2, 4, 4, 4), s, steps=3)
 
 
+def test_a_shape_that_disagrees_with_xT_is_refused():
+    """sample(eps_fn, (16, 1, 28, 28), ..., xT=x of 8 images) used to return 8 samples, shape ignored."""
+    s = NoiseSchedule(10)
+    xT = torch.randn(8, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"xT has shape \(8, 1, 4, 4\) but shape is \(16, 1, 4, 4\)"):
+        sample(lambda x, t: 0 * x, (16, 1, 4, 4), s, steps=2, xT=xT, progress=False)
+    for shape in (None, (8, 1, 4, 4), torch.Size([8, 1, 4, 4])):  # no shape, or xT's own: fine
+        assert sample(lambda x, t: 0 * x, shape, s, steps=2, xT=xT, progress=False).shape == xT.shape
+
+
 @pytest.mark.parametrize("prediction, diffusers_name", [("v", "v_prediction"), ("x0", "sample")])
 @pytest.mark.parametrize("t", [999, 519, 19])
 def test_v_and_x0_models_step_as_diffusers_does(prediction, diffusers_name, t):
