@@ -48,8 +48,9 @@ def not_in_a_clone_hint() -> str:
 
 
 def _restore_hint(data_dir: Path) -> str:
-    if not_in_a_clone_hint():
-        return not_in_a_clone_hint().strip() + f" (Looked in {data_dir}.)"
+    not_a_clone = not_in_a_clone_hint()
+    if not_a_clone:
+        return not_a_clone.strip() + f" (Looked in {data_dir}.)"
     return (
         f"Restore it with `git checkout -- data/mnist` in the course folder, or re-clone the course. "
         f"(Looked in {data_dir}.)"

@@ -122,15 +122,20 @@ def _namespace(obj) -> dict | None:
     return None
 
 
-def _snapshot(value):
-    """A copy of an argument's tensors (also in a list, tuple or dict), to see afterwards whether it was changed."""
+def _map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], value):
+    """value with fn applied to each of its tensors (also in a list, tuple or dict); other values as they are."""
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        return fn(value)
     if isinstance(value, (list, tuple)):
-        return [_snapshot(v) for v in value]
+        return type(value)(_map_tensors(fn, v) for v in value)
     if isinstance(value, dict):
-        return {k: _snapshot(v) for k, v in value.items()}
+        return {k: _map_tensors(fn, v) for k, v in value.items()}
     return value
+
+
+def _snapshot(value):
+    """A copy of an argument's tensors, to see afterwards whether it was changed."""
+    return _map_tensors(lambda t: t.detach().clone(), value)
 
 
 def _unchanged(value, saved) -> bool:
@@ -169,14 +174,8 @@ def _matches(student_fn: Callable, mistake: Callable, cases: Sequence[Callable[[
 
 
 def _as_float64(value):
-    """value with its float tensors (also in a list, tuple or dict) made float64."""
-    if isinstance(value, torch.Tensor):
-        return value.double() if value.is_floating_point() else value
-    if isinstance(value, (list, tuple)):
-        return type(value)(_as_float64(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _as_float64(v) for k, v in value.items()}
-    return value
+    """value with its float tensors made float64."""
+    return _map_tensors(lambda t: t.double() if t.is_floating_point() else t, value)
 
 
 def _right_in_float64(student_fn: Callable, reference_fn: Callable, make_args: Callable, atol: float,
