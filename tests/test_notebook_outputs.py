@@ -1,4 +1,5 @@
-"""The saved outputs of the notebooks: no progress bars frozen at their first or a stale state.
+"""The saved outputs of the notebooks: no progress bars frozen at their first or a stale state, and no
+notebook over 1 MB (figures are stored as small PNGs of the same pixels).
 
 A tqdm bar in a notebook is a widget; a reader without a live kernel (GitHub, nbviewer) sees its text as it
 was when first shown ("training:   0%|   | 0/60") or, from the saved widget state, as it was at its last
@@ -6,15 +7,20 @@ refresh (" 989/1000"). scripts/run_notebooks.py cleans executed notebooks (`clea
 package's bars refresh to their final count when they close.
 """
 
+import base64
 import copy
 import html
 import importlib.util
+import io
 import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
+from PIL import Image
 
 from diffusionlab import samplers
 from diffusionlab.schedules import NoiseSchedule
@@ -189,3 +195,59 @@ def test_with_budget_leaves_a_notebook_without_budgets_as_it_is():
     nb = nbformat.read(ROOT / "notebooks" / "playground.ipynb", as_version=4)
     cells = len(nb.cells)
     assert not run_notebooks.with_budget(nb, "fast") and len(nb.cells) == cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "lessons").glob("*.ipynb")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_notebook_is_under_1_MB(path):
+    """GitHub and nbviewer show a notebook of a few hundred KB at once; over 1 MB they slow or refuse."""
+    assert path.stat().st_size < 1_000_000, f"{path.name}: {path.stat().st_size:,} bytes"
+
+
+def _png(pixels) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _rgba(data: str):
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGBA"))
+
+
+def _figure_png() -> str:
+    """A figure as the inline backend stores it: opaque RGBA, grays and antialiased text."""
+    fig = Figure(figsize=(3, 2), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(np.random.default_rng(0).random((28, 28)), cmap="gray")
+    ax.set_title("t = 999")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@pytest.mark.parametrize("kind", ["figure", "few colours, transparent", "many colours", "many colours, transparent"])
+def test_smaller_png_keeps_every_pixel(kind):
+    rng = np.random.default_rng(0)
+    if kind == "figure":
+        data = _figure_png()
+    elif kind == "few colours, transparent":
+        data = _png(rng.choice(np.array([[0, 0, 0, 0], [255, 0, 0, 128], [9, 9, 9, 255]], np.uint8), size=(20, 30)))
+    else:
+        data = _png(rng.integers(0, 256, size=(20, 30, 4 if "transparent" in kind else 3), dtype=np.uint8))
+    smaller = run_notebooks.smaller_png(data)
+    assert len(smaller) <= len(data)
+    assert np.array_equal(_rgba(smaller), _rgba(data))
+
+
+def test_smaller_png_halves_a_figure_of_digits():
+    data = _figure_png()
+    assert _rgba(data).shape[2] == 4 and len(run_notebooks.smaller_png(data)) < 0.7 * len(data)
+
+
+def test_clean_outputs_stores_figures_as_smaller_pngs():
+    data = _figure_png()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot()", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": data, "text/plain": "<Figure>"})])])
+    run_notebooks.clean_outputs(nb)
+    stored = nb.cells[0].outputs[0]["data"]["image/png"]
+    assert len(stored) < len(data) and np.array_equal(_rgba(stored), _rgba(data))
