@@ -6,18 +6,11 @@ import torch.nn.functional as F
 
 from diffusionlab.models.attention import Attention, AttentionBlock, attention_modules, set_attention_hook
 from diffusionlab.models.unet import UNet, UNetConfig
-
-
-def _random(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
+from tiny_models import randomize
 
 
 def test_self_attention_matches_torch_scaled_dot_product_attention():
-    attn = _random(Attention(16, heads=4))
+    attn = randomize(Attention(16, heads=4))
     x = torch.randn(2, 9, 16)
     q, k, v = (layer(x).view(2, 9, 4, 4).transpose(1, 2) for layer in (attn.to_q, attn.to_k, attn.to_v))
     expected = attn.to_out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 9, 16))
@@ -26,7 +19,7 @@ def test_self_attention_matches_torch_scaled_dot_product_attention():
 
 def test_cross_attention_to_a_single_token_returns_its_value_projection():
     """With one key, softmax gives it weight 1 at every position: the output is to_out(to_v(token))."""
-    attn = _random(Attention(16, heads=2, context_dim=6))
+    attn = randomize(Attention(16, heads=2, context_dim=6))
     x, token = torch.randn(3, 25, 16), torch.randn(3, 1, 6)
     expected = attn.to_out(attn.to_v(token)).expand(3, 25, 16)
     torch.testing.assert_close(attn(x, token), expected, atol=1e-6, rtol=1e-5)
@@ -39,7 +32,7 @@ def test_cross_attention_without_context_says_what_to_pass():
 
 def test_a_hook_sees_every_map_and_returning_none_or_the_same_map_changes_nothing():
     cfg = UNetConfig(channels=(8, 16), attention=(True, True), image_size=16, context_dim=6)
-    model = _random(UNet(cfg))
+    model = randomize(UNet(cfg))
     x, t, ctx = torch.randn(2, 1, 16, 16), torch.tensor([10, 500]), torch.randn(2, 3, 6)
     plain = model(x, t, context=ctx)
     seen = []
@@ -61,7 +54,7 @@ def test_a_hook_sees_every_map_and_returning_none_or_the_same_map_changes_nothin
 
 
 def test_a_hook_that_replaces_the_cross_attention_maps_changes_the_output():
-    block = _random(AttentionBlock(8, heads=2, groups=4, context_dim=5))
+    block = randomize(AttentionBlock(8, heads=2, groups=4, context_dim=5))
     x, ctx = torch.randn(1, 8, 4, 4), torch.randn(1, 3, 5)
     plain = block(x, ctx)
 

@@ -12,23 +12,16 @@ from diffusionlab.models.instruct import (
 )
 from diffusionlab.models.unet import UNet, UNetConfig
 from diffusionlab.schedules import NoiseSchedule
+from tiny_models import randomize
 
 C, C_I, S, L, D = 4, 4, 8, 5, 6  # latent channels, image-latent channels, latent size, tokens, token width
-
-
-def _random(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
 
 
 @pytest.fixture(scope="module")
 def text_unet():
     cfg = UNetConfig(in_channels=C, out_channels=C, image_size=S, channels=(8, 16), attention=(False, True),
                      context_dim=D, heads=2)
-    return _random(UNet(cfg)).eval()
+    return randomize(UNet(cfg)).eval()
 
 
 def _inputs(B=3, seed=1):
@@ -63,7 +56,7 @@ def test_instruct_guided_eps_on_a_unet(text_unet):
     """The eps_fn's three rows are the predictions of eq. 3: check against separate calls; s_T = 0 makes
     the instruction irrelevant; s_I = s_T = 1 is the conditional prediction; a negative instruction takes
     the place of the empty one."""
-    unet = _random(add_image_channels(text_unet, C_I), seed=2)  # non-zero image weights: c_I matters
+    unet = randomize(add_image_channels(text_unet, C_I), seed=2)  # non-zero image weights: c_I matters
     schedule = NoiseSchedule(1000)
     z, t, c_I, ctx, empty = _inputs()
     with torch.no_grad():

@@ -8,17 +8,10 @@ from diffusionlab.models.attention import attention_modules
 from diffusionlab.models.lora import (LoRAConv2d, LoRALinear, add_conv_lora, add_lora, count_trainable, lora_parameters,
                                       merge_lora)
 from diffusionlab.models.unet import UNet, UNetConfig
+from tiny_models import randomize
 
 CFG = UNetConfig(in_channels=4, out_channels=4, image_size=8, channels=(32, 64), attention=(True, True),
                  context_dim=32)
-
-
-def _random(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
 
 
 def _inputs():
@@ -46,7 +39,7 @@ def test_lora_update_is_alpha_over_rank_B_A_x():
 
 
 def test_add_lora_freezes_the_model_except_the_lora_matrices_and_merge_gives_the_same_output():
-    model = _random(UNet(CFG))
+    model = randomize(UNet(CFG))
     x, t, ctx = _inputs()
     before = model(x, t, context=ctx)
     wrapped = add_lora(model, rank=4, alpha=8, generator=torch.Generator().manual_seed(0))  # scale 2
@@ -116,7 +109,7 @@ def test_a_conv_lora_is_the_base_convolution_plus_a_rank_r_update_that_merges_ex
 
 
 def test_conv_lora_adapts_every_3x3_convolution_and_merges_to_the_same_unet():
-    model = _random(UNet(CFG))
+    model = randomize(UNet(CFG))
     x, t, ctx = _inputs()
     add_lora(model, rank=2, generator=torch.Generator().manual_seed(0))
     convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]

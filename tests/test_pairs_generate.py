@@ -11,14 +11,7 @@ from diffusionlab.models.text_encoder import TextEncoder, Tokenizer
 from diffusionlab.models.unet import UNet, UNetConfig
 from diffusionlab.pairs import generate_pairs, sample_pair
 from diffusionlab.schedules import NoiseSchedule
-
-
-def _random(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
+from tiny_models import randomize
 
 
 class TinyPipeline:
@@ -29,8 +22,8 @@ class TinyPipeline:
 
     def __init__(self):
         self.tokenizer = Tokenizer(INSTRUCTION_VOCAB)
-        self.text_encoder = _random(TextEncoder(vocab_size=len(self.tokenizer), width=8, layers=1, heads=2), 1).eval()
-        self.unet = _random(UNet(UNetConfig(in_channels=2, out_channels=2, image_size=8, channels=(8, 16),
+        self.text_encoder = randomize(TextEncoder(vocab_size=len(self.tokenizer), width=8, layers=1, heads=2), 1).eval()
+        self.unet = randomize(UNet(UNetConfig(in_channels=2, out_channels=2, image_size=8, channels=(8, 16),
                                             attention=(True, True), context_dim=8, heads=2))).eval()
         self.schedule = NoiseSchedule(T=100)
 

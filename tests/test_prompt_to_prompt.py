@@ -10,22 +10,15 @@ from diffusionlab.editing.prompt_to_prompt import (
 from diffusionlab.models.unet import UNet, UNetConfig
 from diffusionlab.samplers import sample
 from diffusionlab.schedules import NoiseSchedule
+from tiny_models import randomize
 
 STEPS, N, L, D = 6, 2, 5, 6  # sampler steps, images per prompt, tokens, token width
-
-
-def _random(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(0.3 * torch.randn(p.shape, generator=g))
-    return module
 
 
 @pytest.fixture(scope="module")
 def setup():
     cfg = UNetConfig(channels=(8, 16), attention=(True, True), image_size=8, context_dim=D, heads=2)
-    model = _random(UNet(cfg)).eval()
+    model = randomize(UNet(cfg)).eval()
     g = torch.Generator().manual_seed(1)
     source, edited, uncond = (torch.randn(1, L, D, generator=g) for _ in range(3))
     edited[:, 0] = source[:, 0]  # the prompts share their first tokens ("a ...")
