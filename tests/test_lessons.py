@@ -112,11 +112,13 @@ def test_the_colab_clone_does_not_hide_the_installed_course(tmp_path):
             "class EditableFinder:  # as setuptools' editable installs: after the path finders\n"
             "    @staticmethod\n"
             "    def find_spec(name, path=None, target=None):\n"
-            f"        return importlib.machinery.PathFinder.find_spec(name, [{str(ROOT)!r}]) if name == 'diffusionlab' else None\n"
+            "        if name == 'diffusionlab':\n"
+            f"            return importlib.machinery.PathFinder.find_spec(name, [{str(ROOT)!r}])\n"
             "sys.meta_path.append(EditableFinder)\n"
             "print(importlib.util.find_spec('diffusionlab').origin)")
     # -S -E: no site-packages and no PYTHONPATH, so only the stand-in finder knows the course; '' stays on sys.path
-    found = subprocess.run([sys.executable, "-S", "-E", "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    found = subprocess.run([sys.executable, "-S", "-E", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                           check=True)
     assert found.stdout.strip() == str(ROOT / "diffusionlab" / "__init__.py"), found.stdout
 
 
