@@ -84,8 +84,8 @@ def test_the_repository_address_is_written_in_one_place():
 def test_the_colab_setup_says_what_to_do_when_the_clone_fails(tmp_path, monkeypatch):
     """On Colab the setup cell clones the course; a failed clone stops with the address and what to do, not
     with a CalledProcessError traceback. Run here with an address that does not exist."""
-    if shutil.which("git") is None or os.path.exists("/content/diffusionlab"):
-        pytest.skip("needs git, and no /content/diffusionlab (the cell would install it)")
+    if shutil.which("git") is None or os.path.exists("/content/diffusionlab-course"):
+        pytest.skip("needs git, and no /content/diffusionlab-course (the cell would install it)")
     missing = str(tmp_path / "no-such-repository")
     setup = make_lessons.source_text(code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))[0])
     setup = setup.replace(f'"{make_lessons.REPOSITORY}"', repr(missing))
@@ -94,7 +94,32 @@ def test_the_colab_setup_says_what_to_do_when_the_clone_fails(tmp_path, monkeypa
         exec(compile(setup, "setup cell", "exec"), {})
     message = str(stop.value)
     assert f"Could not download the course from {missing}" in message
-    assert "REPOSITORY in this cell" in message and "/content/diffusionlab" in message
+    assert "REPOSITORY in this cell" in message and "/content/diffusionlab-course" in message
+
+
+def test_the_colab_clone_does_not_hide_the_installed_course(tmp_path):
+    """Colab starts every kernel in /content, with it first on sys.path. A clone at /content/diffusionlab is
+    there a folder named like the package: Python takes it for an empty namespace package before it asks the
+    finder of the editable install, so a restarted kernel (or `!python` in a cell) imports an empty `diffusionlab`
+    ("cannot import name 'checks' from 'diffusionlab' (unknown location)"). Here: a fresh Python in a folder
+    holding the setup cell's clone folder, the course found the way an editable install finds it (a finder after
+    the path finders), must find the package's __init__.py."""
+    setup = make_lessons.source_text(code_cells(nbformat.read(NOTEBOOKS[0], as_version=4))[0])
+    folders = set(re.findall(r'"(/content/[^"]*)"', setup))
+    assert len(folders) == 1, f"the setup cell should name its folder once: {folders}"
+    (tmp_path / Path(folders.pop()).name).mkdir()  # the clone, seen from Colab's working directory
+    code = ("import importlib.machinery, importlib.util, sys\n"
+            "class EditableFinder:  # as setuptools' editable installs: after the path finders\n"
+            "    @staticmethod\n"
+            "    def find_spec(name, path=None, target=None):\n"
+            "        if name == 'diffusionlab':\n"
+            f"            return importlib.machinery.PathFinder.find_spec(name, [{str(ROOT)!r}])\n"
+            "sys.meta_path.append(EditableFinder)\n"
+            "print(importlib.util.find_spec('diffusionlab').origin)")
+    # -S -E: no site-packages and no PYTHONPATH, so only the stand-in finder knows the course; '' stays on sys.path
+    found = subprocess.run([sys.executable, "-S", "-E", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == str(ROOT / "diffusionlab" / "__init__.py"), found.stdout
 
 
 def test_the_colab_setup_shows_pips_message_when_the_install_fails(monkeypatch):

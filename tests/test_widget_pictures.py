@@ -68,3 +68,26 @@ def test_show_explorer_without_a_figure_shows_only_the_widget(monkeypatch):
     explorer = explorer_drawing(figure=False)
     common.show_explorer(explorer)
     assert recorder.shown == [explorer.ui] and explorer.picture is None
+
+
+def test_show_explorer_when_a_control_sets_another(monkeypatch):
+    """Lesson 5's model dropdown sets the guidance slider to the model's own default: one change of the first
+    control fires the second's observers inside its own. The picture must still go once, without an error (it
+    raised ValueError: list.remove(x), taking its observer off a second time)."""
+    recorder = Recorder()
+    monkeypatch.setattr(common, "display", recorder)
+    model, guidance = W.Dropdown(options=["flow", "reflow"], value="flow"), W.FloatSlider(value=1.5, max=6)
+    defaults = {"flow": 1.5, "reflow": 1.0}
+    model.observe(lambda change: setattr(guidance, "value", defaults[change["new"]]), names="value")
+
+    def draw(model, guidance):
+        plt.figure(figsize=(1, 1))
+        plt.title(f"{model}, w = {guidance}")
+        return model, guidance
+
+    explorer = common.show_explorer(common.Explorer({"model": model, "guidance": guidance}, draw))
+    model.value = "reflow"
+    assert explorer.last == ("reflow", 1.0)
+    assert len(recorder.updates) == 1 and recorder.updates[0].data == ""
+    model.value = "flow"
+    assert explorer.last == ("flow", 1.5) and len(recorder.updates) == 1

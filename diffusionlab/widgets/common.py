@@ -64,8 +64,13 @@ def show_explorer(explorer: Explorer) -> Explorer:
     if explorer.picture is None:
         return explorer
     copy = display(Image(data=explorer.picture, format="png"), display_id=True)
+    dropped = False
 
-    def drop_copy(change):
+    def drop_copy(change):  # once, though a control that sets another (lesson 5's model sets w) calls it twice
+        nonlocal dropped
+        if dropped:
+            return
+        dropped = True
         if copy is not None:
             copy.update(HTML(""))
         for control in explorer.controls.values():
