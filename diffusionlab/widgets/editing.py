@@ -81,7 +81,8 @@ def make_upload_explorer(model, n: int = 6, steps: int = 25, guidance_scale: flo
     def draw(upload, target, strength, seed):
         files = read_uploads(upload)
         if not files:
-            print("Upload a picture of a digit (PNG or JPEG, any size; dark ink on light paper is fine).")
+            print("Upload a picture of a digit (PNG or JPEG, any size; dark ink on light paper is fine). "
+                  "On Colab, keep the file under 1 MB: a larger one never reaches the notebook.")
             return None
         name, content = files[-1]
         try:
