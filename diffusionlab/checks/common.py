@@ -43,8 +43,9 @@ class ExerciseError(AssertionError):
             shell = get_ipython()
             if shell is not None:
                 return shell.InteractiveTB.structured_traceback(type(self), self, tb)
-        except Exception:  # noqa: BLE001  (an IPython we do not know: Python's own format below)
-            pass
+        except Exception as err:  # noqa: BLE001  (an IPython we do not know: Python's own format, and why)
+            return [*"".join(traceback.format_exception(type(self), self, tb)).splitlines(),
+                    f"(IPython could not format this traceback: {err!r})"]
         return "".join(traceback.format_exception(type(self), self, tb)).splitlines()
 
 
