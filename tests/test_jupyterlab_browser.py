@@ -41,6 +41,8 @@ CELLS = [
     ("from diffusionlab import course, widgets\nfrom diffusionlab.data import load_mnist\n\n"
      "x_test, _ = load_mnist('test')\n"
      "explorer = widgets.show_explorer(widgets.make_denoise_explorer(course.load('denoiser'), x_test[:4], sigma=0.5))"),
+    # lesson 5's explorer: five controls in a row, the most of any explorer
+    "flow = widgets.show_explorer(widgets.make_flow_explorer({'flow': course.load('flow')}))",
 ]
 
 
@@ -132,7 +134,7 @@ def page(lab):
             run_all_cells(page)
             # done: both cells numbered, none waiting ([*]), and the kernel idle
             page.wait_for_function("() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-                                   ".map(e => e.textContent); return p.length == 2 && p.every(t => /\\[\\d+\\]/.test(t)); }")
+                                   ".map(e => e.textContent); return p.length == 3 && p.every(t => /\\[\\d+\\]/.test(t)); }")
             while any(k["execution_state"] != "idle" for k in _kernels(base, token)):
                 time.sleep(0.3)
         except Exception:
@@ -162,7 +164,7 @@ def test_cells_run_without_errors_and_widgets_render(page):
     text = notebook_text(page)
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0, text
     assert "Error displaying widget" not in text and "Failed to load model class" not in text, text
-    assert page.locator(".jp-Notebook .widget-slider").count() == 3  # sigma, blur, image
+    assert page.locator(".jp-Notebook .widget-slider").count() == 3 + 3  # sigma, blur, image; steps, w, seed
     assert explorer_picture(page).startswith("data:image/png")
 
 
@@ -193,3 +195,13 @@ def test_moving_a_slider_redraws_the_picture(page):
     page.wait_for_function(f"() => ({PLAIN_COPIES})() == 0")  # the copy went away
     assert cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
     cell.screenshot(path=ARTEFACTS / "explorer_after_slider.png")
+
+
+def test_every_slider_has_room_to_move(page):
+    """A row of controls wider than the notebook wraps: before, lesson 5's five controls squeezed its sliders to a
+    dot (the steps slider's track was 0 px wide in a 1300 px window)."""
+    widths = page.evaluate("() => [...document.querySelectorAll('.jp-Notebook .widget-slider')].map(s =>"
+                           " [s.querySelector('.widget-label').textContent,"
+                           " Math.round(s.querySelector('.slider-container').getBoundingClientRect().width)])")
+    assert len(widths) == 6 and all(width >= 100 for _, width in widths), widths
+
