@@ -1,4 +1,4 @@
-"""The course in JupyterLab 4, in a real browser: `jupyter lab` serves a two-cell notebook on a free localhost port
+"""The course in JupyterLab 4, in a real browser: `jupyter lab` serves a three-cell notebook on a free localhost port
 and Playwright drives it in headless Chromium (Debian's `chromium`, installed by .ci/run), as a student would:
 Run > Run All Cells, then move a slider of lesson 1's explorer.
 
