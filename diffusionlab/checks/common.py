@@ -15,13 +15,38 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import traceback
+import types
+from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # diffusionlab/
+
+
 class ExerciseError(AssertionError):
-    """The student's function does not (yet) match the reference."""
+    """The student's function does not (yet) match the reference.
+
+    In a notebook its traceback shows the notebook's own lines and the message, not the lines of the checking code
+    inside this package: those came first and pushed the message naming the exercise some 25 lines down, below
+    the fold of a JupyterLab window.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook for an exception's traceback (Jupyter, Colab): the usual one, less this package's frames."""
+        tb = _without_package_frames(self.__traceback__)
+        try:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+            if shell is not None:
+                return shell.InteractiveTB.structured_traceback(type(self), self, tb)
+        except Exception as err:  # noqa: BLE001  (an IPython we do not know: Python's own format, and why)
+            return [*"".join(traceback.format_exception(type(self), self, tb)).splitlines(),
+                    f"(IPython could not format this traceback: {err!r})"]
+        return "".join(traceback.format_exception(type(self), self, tb)).splitlines()
 
 
 class _ValuesDiffer(ExerciseError):
@@ -77,6 +102,19 @@ def compare(exercise: str, student_fn: Callable, reference_fn: Callable, cases: 
     if aliased:
         raise ExerciseError(aliased[0])
     print(f"PASS {exercise}: matches the reference on {len(cases)} seeded cases.")
+
+
+def _without_package_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """The traceback `tb` without the frames of code inside this package (the notebook's and IPython's stay)."""
+    kept = []
+    while tb is not None:
+        if not Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(PACKAGE_DIR):
+            kept.append(tb)
+        tb = tb.tb_next
+    chain = None
+    for old in reversed(kept):
+        chain = types.TracebackType(chain, old.tb_frame, old.tb_lasti, old.tb_lineno)
+    return chain
 
 
 def yours_or_reference(check: Callable[[Callable], None], student_fn: Callable, reference_fn: Callable) -> Callable:

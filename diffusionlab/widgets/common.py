@@ -35,7 +35,9 @@ class Explorer:
     def __post_init__(self):
         for control in self.controls.values():
             control.observe(lambda change: self.render(), names="value")
-        self.ui = W.VBox([W.HBox(list(self.controls.values())), self.output])
+        # a row wider than the notebook wraps, rather than squeezing each slider to a dot (lesson 5's five controls)
+        row = W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap"))
+        self.ui = W.VBox([row, self.output])
 
     def values(self) -> dict:
         return {name: c.value for name, c in self.controls.items()}
