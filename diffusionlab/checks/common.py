@@ -35,18 +35,15 @@ class ExerciseError(AssertionError):
     """
 
     def _render_traceback_(self) -> list[str]:
-        """IPython's hook for an exception's traceback (Jupyter, Colab): the usual one, less this package's frames."""
-        tb = _without_package_frames(self.__traceback__)
-        try:
-            from IPython import get_ipython
+        """IPython's hook for an exception's traceback (Jupyter, Colab): the usual one, less this package's frames.
+        (If this hook fails, IPython itself falls back to the standard traceback.)"""
+        from IPython import get_ipython
 
-            shell = get_ipython()
-            if shell is not None:
-                return shell.InteractiveTB.structured_traceback(type(self), self, tb)
-        except Exception as err:  # noqa: BLE001  (an IPython we do not know: Python's own format, and why)
-            return [*"".join(traceback.format_exception(type(self), self, tb)).splitlines(),
-                    f"(IPython could not format this traceback: {err!r})"]
-        return "".join(traceback.format_exception(type(self), self, tb)).splitlines()
+        tb = _without_package_frames(self.__traceback__)
+        shell = get_ipython()
+        if shell is None:  # called outside IPython: Python's own format
+            return "".join(traceback.format_exception(type(self), self, tb)).splitlines()
+        return shell.InteractiveTB.structured_traceback(type(self), self, tb)
 
 
 class _ValuesDiffer(ExerciseError):
